@@ -1,0 +1,83 @@
+-- The walk-through run by scripts/demo: what an application and an admin do.
+-- A web application connects as demo_app (member of secpolicy_app); a help
+-- desk connects as demo_admin (member of secpolicy_admin).
+\pset footer off
+\set QUIET on
+
+CREATE EXTENSION secpolicy;
+CREATE ROLE demo_app LOGIN IN ROLE secpolicy_app;
+CREATE ROLE demo_admin LOGIN IN ROLE secpolicy_admin;
+SELECT 'alice@example.com' AS alice \gset
+
+\echo
+\echo '1. The admin creates an account.  A weak password is refused with the rules it breaks (SQLSTATE 22023):'
+SET ROLE demo_admin;
+\set ON_ERROR_STOP off
+SELECT secpolicy.create_user(:'alice', 'alice2024');
+\set ON_ERROR_STOP on
+SELECT secpolicy.create_user(:'alice', 'Tr0pical-Orchid-42') AS alice_id;
+RESET ROLE;
+
+\echo
+\echo '2. Alice mistypes her password five times: the fifth failure locks the account.'
+SET ROLE demo_app;
+SELECT n AS attempt, (secpolicy.login(:'alice', 'tropical-orchid-' || n, '203.0.113.7', 'demo')).status
+  FROM generate_series(1, 5) AS n;
+\echo 'Even the right password is now answered reset_required (nothing more is evaluated):'
+SELECT status FROM secpolicy.login(:'alice', 'Tr0pical-Orchid-42', '203.0.113.7');
+
+\echo
+\echo '3. She asks for a reset.  The token goes to her mailbox (printed here); a weak new password is rejected:'
+SELECT secpolicy.request_password_reset(:'alice', '203.0.113.7') AS reset_token \gset
+\echo 'reset token: ' :reset_token
+SELECT * FROM secpolicy.reset_password(:'reset_token', 'password1234');
+SELECT * FROM secpolicy.reset_password(:'reset_token', 'Tr0pical-Orchid-42');
+SELECT * FROM secpolicy.reset_password(:'reset_token', 'Violet-Harbour-77');
+\echo 'The token is single-use:'
+SELECT status FROM secpolicy.reset_password(:'reset_token', 'Another-Harbour-78');
+
+\echo
+\echo '4. She logs in.  Two-factor authentication is mandatory, so she must enrol an authenticator:'
+SELECT status, challenge_token FROM secpolicy.login(:'alice', 'Violet-Harbour-77', '203.0.113.7', 'demo') \gset
+\echo 'status: ' :status
+SELECT secret, otpauth_uri FROM secpolicy.totp_enroll(:'challenge_token') \gset
+\echo 'otpauth URI (shown as a QR code): ' :otpauth_uri
+\echo 'Her app computes the current code (here: oathtool, an independent implementation):'
+\set code `oathtool --totp -b :secret`
+SELECT status, session_token, array_length(recovery_codes, 1) AS recovery_codes,
+       recovery_codes[1] AS first_recovery_code
+  FROM secpolicy.totp_confirm(:'challenge_token', :'code') \gset
+\echo 'totp_confirm: ' :status ', recovery codes issued: ' :recovery_codes
+SELECT status, user_id, idle_expires_at FROM secpolicy.session_touch(:'session_token');
+SELECT secpolicy.logout(:'session_token') AS logged_out;
+
+\echo
+\echo '5. Next login: password, then a code.  Replaying the code she already used is refused:'
+SELECT challenge_token FROM secpolicy.login(:'alice', 'Violet-Harbour-77', '203.0.113.7', 'demo') \gset
+SELECT status FROM secpolicy.verify_mfa(:'challenge_token', :'code');
+\echo 'Her phone is flat: she uses a recovery code instead (single-use):'
+SELECT status, session_token FROM secpolicy.verify_mfa(:'challenge_token', :'first_recovery_code') \gset
+\echo 'verify_mfa: ' :status
+RESET ROLE;
+
+\echo
+\echo '6. She leaves her desk.  Sixteen minutes pass (the demo moves the clock of her session back):'
+UPDATE secpolicy.sessions SET last_seen_at = last_seen_at - interval '16 minutes'
+ WHERE token_digest = secpolicy.token_digest(:'session_token');
+SET ROLE demo_app;
+SELECT status FROM secpolicy.session_touch(:'session_token');
+RESET ROLE;
+
+\echo
+\echo '7. Someone tries passwords on accounts that do not exist: same answers, same time, same lockout.'
+SET ROLE demo_app;
+SELECT n AS attempt, (secpolicy.login('bob@example.com', 'guess-' || n, '198.51.100.23')).status
+  FROM generate_series(1, 6) AS n;
+RESET ROLE;
+
+\echo
+\echo '8. Reports: what an analyst sees of the failed attempts, and the audit trail.'
+SELECT stage, outcome, success, count(*) AS attempts
+  FROM secpolicy.login_attempts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+SELECT id, action, username, actor FROM secpolicy.audit_log ORDER BY id;
+SELECT intact, rows_checked FROM secpolicy.verify_audit_chain();

@@ -1,0 +1,308 @@
+/*
+ * hash.c
+ *		argon2id password hashes through libsodium: hash_password,
+ *		verify_password, password_needs_rehash and hash_stats.
+ *
+ * Every argon2 computation allocates its memory cost (64 MiB by default)
+ * outside PostgreSQL's memory contexts.  To keep a login flood from
+ * exhausting memory, at most secpolicy.max_concurrent_hashes computations
+ * run at once in the whole cluster: each takes one of that many advisory-lock
+ * slots first, and waits (interruptibly) when all are busy.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include <sodium.h>
+
+#include "secpolicy.h"
+
+PG_FUNCTION_INFO_V1(secpolicy_hash_password);
+PG_FUNCTION_INFO_V1(secpolicy_verify_password);
+PG_FUNCTION_INFO_V1(secpolicy_password_needs_rehash);
+PG_FUNCTION_INFO_V1(secpolicy_hash_stats);
+
+/* First key of the advisory locks used as hashing slots ("SEC" in ASCII). */
+#define HASH_SLOT_LOCK_KEY	0x534543
+
+static int	max_concurrent_hashes = 4;
+
+/* Per-backend counters reported by hash_stats(). */
+static int64 stat_hashes = 0;
+static int64 stat_verifications = 0;
+static int64 stat_slot_waits = 0;
+
+/* Define the module's settings. */
+void
+sp_hash_init(void)
+{
+	DefineCustomIntVariable("secpolicy.max_concurrent_hashes",
+							gettext_noop("Maximum number of argon2 computations running at once in the cluster."),
+							gettext_noop("Each computation uses the policy's hash_memlimit of memory; "
+										 "further ones wait for a free slot. 0 means no limit."),
+							&max_concurrent_hashes,
+							4, 0, 1024,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+}
+
+/* Fill in the lock tag of hashing slot `slot` (cluster-wide: database 0). */
+static void
+hash_slot_tag(LOCKTAG *tag, int slot)
+{
+	SET_LOCKTAG_ADVISORY(*tag, InvalidOid, HASH_SLOT_LOCK_KEY, (uint32) slot, 2);
+}
+
+/*
+ * Take a hashing slot: the first free one, or wait for one when all are busy.
+ * Returns the slot number, or -1 when there is no limit.  The lock is held at
+ * transaction level, so an error between here and hash_slot_release cannot
+ * leak it.
+ */
+static int
+hash_slot_acquire(void)
+{
+	int			n = max_concurrent_hashes;
+	int			start;
+	LOCKTAG		tag;
+
+	if (n <= 0)
+		return -1;
+
+	start = MyProcPid % n;
+	for (int i = 0; i < n; i++)
+	{
+		int			slot = (start + i) % n;
+
+		hash_slot_tag(&tag, slot);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return slot;
+	}
+
+	stat_slot_waits++;
+	hash_slot_tag(&tag, start);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return start;
+}
+
+/* Give back a slot taken by hash_slot_acquire. */
+static void
+hash_slot_release(int slot)
+{
+	LOCKTAG		tag;
+
+	if (slot < 0)
+		return;
+	hash_slot_tag(&tag, slot);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/* Raise the standard error for a password longer than we ever hash. */
+static void
+check_password_bytes(size_t len)
+{
+	if (len > SP_MAX_PASSWORD_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("password is too long"),
+				 errdetail("rule codes: too_long"),
+				 errhint("Passwords are limited to %d bytes.", SP_MAX_PASSWORD_BYTES)));
+}
+
+/* Hash a password with argon2id at the given cost; returns a palloc'd PHC string. */
+char *
+sp_hash_password(const char *password, size_t len,
+				 unsigned long long opslimit, size_t memlimit)
+{
+	char		out[crypto_pwhash_STRBYTES];
+	int			rc;
+	int			slot;
+
+	check_password_bytes(len);
+
+	slot = hash_slot_acquire();
+	rc = crypto_pwhash_str_alg(out, password, len, opslimit, memlimit,
+							   crypto_pwhash_ALG_ARGON2ID13);
+	hash_slot_release(slot);
+	stat_hashes++;
+
+	if (rc != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("argon2id hashing failed"),
+				 errdetail("libsodium could not compute the hash with opslimit %llu and memlimit %zu bytes.",
+						   opslimit, memlimit),
+				 errhint("Check hash_opslimit and hash_memlimit in secpolicy.policy and the server's free memory.")));
+
+	return pstrdup(out);
+}
+
+/* Parse an unsigned decimal at *p, advancing it; false if there is none. */
+static bool
+parse_uint(const char **p, unsigned long *out)
+{
+	unsigned long v = 0;
+	const char *s = *p;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	while (*s >= '0' && *s <= '9')
+	{
+		if (v > 100000000UL)
+			return false;
+		v = v * 10 + (unsigned long) (*s - '0');
+		s++;
+	}
+	*p = s;
+	*out = v;
+	return true;
+}
+
+/*
+ * Is this a well-formed "$argon2id$v=19$m=..,t=..,p=..$salt$hash" string
+ * whose cost we are willing to compute?  The cost bounds keep a hostile
+ * stored string from making us allocate or spin without limit.
+ */
+bool
+sp_hash_is_argon2id(const char *hash, size_t hashlen)
+{
+	static const char prefix[] = "$argon2id$v=19$m=";
+	const char *p;
+	unsigned long m,
+				t,
+				lanes;
+
+	if (hashlen >= crypto_pwhash_STRBYTES || strlen(hash) != hashlen ||
+		strncmp(hash, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+
+	p = hash + sizeof(prefix) - 1;
+	if (!parse_uint(&p, &m) || strncmp(p, ",t=", 3) != 0)
+		return false;
+	p += 3;
+	if (!parse_uint(&p, &t) || strncmp(p, ",p=", 3) != 0)
+		return false;
+	p += 3;
+	if (!parse_uint(&p, &lanes) || *p != '$')
+		return false;
+
+	return m >= 8 && (size_t) m <= SP_MAX_HASH_MEMLIMIT / 1024 &&
+		t >= 1 && t <= SP_MAX_HASH_OPSLIMIT &&
+		lanes >= 1 && lanes <= SP_MAX_HASH_LANES;
+}
+
+/*
+ * Verify a password against an argon2id PHC string in constant time.
+ * Anything that is not an acceptable argon2id string verifies false.
+ */
+bool
+sp_verify_password(const char *hash, size_t hashlen, const char *password, size_t len)
+{
+	char		buf[crypto_pwhash_STRBYTES];
+	int			rc;
+	int			slot;
+
+	if (len > SP_MAX_PASSWORD_BYTES || !sp_hash_is_argon2id(hash, hashlen))
+		return false;
+
+	/* libsodium reads a full crypto_pwhash_STRBYTES buffer */
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, hash, hashlen);
+
+	slot = hash_slot_acquire();
+	rc = crypto_pwhash_str_verify(buf, password, len);
+	hash_slot_release(slot);
+	stat_verifications++;
+
+	return rc == 0;
+}
+
+/* hash_password(password text) returns text */
+Datum
+secpolicy_hash_password(PG_FUNCTION_ARGS)
+{
+	text	   *password = PG_GETARG_TEXT_PP(0);
+	size_t		len = VARSIZE_ANY_EXHDR(password);
+	SpPolicy	policy;
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("password must not be empty"),
+				 errdetail("rule codes: too_short")));
+	check_password_bytes(len);
+
+	sp_policy_load(&policy);
+	PG_RETURN_TEXT_P(cstring_to_text(sp_hash_password(VARDATA_ANY(password), len,
+													  policy.hash_opslimit,
+													  policy.hash_memlimit)));
+}
+
+/* verify_password(password text, hash text) returns boolean; NULLs verify false */
+Datum
+secpolicy_verify_password(PG_FUNCTION_ARGS)
+{
+	text	   *password;
+	text	   *hash;
+	char	   *hashstr;
+	size_t		hashlen;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+
+	password = PG_GETARG_TEXT_PP(0);
+	hash = PG_GETARG_TEXT_PP(1);
+	if (VARSIZE_ANY_EXHDR(hash) >= crypto_pwhash_STRBYTES)
+		PG_RETURN_BOOL(false);
+
+	hashstr = sp_text_cstring(hash, &hashlen);
+	PG_RETURN_BOOL(sp_verify_password(hashstr, hashlen, VARDATA_ANY(password),
+									  VARSIZE_ANY_EXHDR(password)));
+}
+
+/*
+ * password_needs_rehash(hash text) returns boolean: true unless the hash is
+ * a well-formed argon2id string at exactly the policy's cost.
+ */
+Datum
+secpolicy_password_needs_rehash(PG_FUNCTION_ARGS)
+{
+	text	   *hash = PG_GETARG_TEXT_PP(0);
+	char		buf[crypto_pwhash_STRBYTES];
+	size_t		hashlen = VARSIZE_ANY_EXHDR(hash);
+	SpPolicy	policy;
+
+	if (hashlen >= crypto_pwhash_STRBYTES)
+		PG_RETURN_BOOL(true);
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, VARDATA_ANY(hash), hashlen);
+	if (!sp_hash_is_argon2id(buf, hashlen))
+		PG_RETURN_BOOL(true);
+
+	sp_policy_load(&policy);
+	PG_RETURN_BOOL(crypto_pwhash_str_needs_rehash(buf, policy.hash_opslimit,
+												  policy.hash_memlimit) != 0);
+}
+
+/* hash_stats() returns this backend's argon2 counters */
+Datum
+secpolicy_hash_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "hash_stats must return a composite type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	values[0] = Int64GetDatum(stat_hashes);
+	values[1] = Int64GetDatum(stat_verifications);
+	values[2] = Int64GetDatum(stat_slot_waits);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

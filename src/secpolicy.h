@@ -1,0 +1,105 @@
+/*
+ * secpolicy.h
+ *		Declarations shared by the C modules of the secpolicy extension.
+ *
+ * Each module owns one concern: policy.c reads the policy row, hash.c the
+ * argon2id hashes, complexity.c and blocklist.c the password rules, token.c
+ * random tokens and digests, trigger.c the hash-on-write triggers, totp.c
+ * one-time passwords, seal.c encryption at rest, and logfilter.c the
+ * redaction of statements that carry secrets.
+ */
+#ifndef SECPOLICY_H
+#define SECPOLICY_H
+
+#include "postgres.h"
+#include "utils/array.h"
+
+/*
+ * Hard upper bound on the bytes of a password that is ever hashed or
+ * verified, whatever the policy says: a guard against work on huge inputs.
+ * The policy's max_length (in characters) is capped at 1024, and 1024
+ * four-byte characters fit.
+ */
+#define SP_MAX_PASSWORD_BYTES	4096
+
+/* Upper bounds on argon2id parameters accepted from stored hash strings. */
+#define SP_MAX_HASH_MEMLIMIT	((size_t) 1073741824)	/* 1 GiB */
+#define SP_MAX_HASH_OPSLIMIT	16
+#define SP_MAX_HASH_LANES		16
+
+/* The policy row, as the C code needs it. */
+typedef struct SpPolicy
+{
+	int			min_length;
+	int			max_length;
+	bool		require_upper;
+	bool		require_lower;
+	bool		require_digit;
+	bool		require_symbol;
+	bool		check_username;
+	bool		check_blocklist;
+	int			history_depth;
+	unsigned long long hash_opslimit;
+	size_t		hash_memlimit;
+} SpPolicy;
+
+/* policy.c */
+extern void sp_policy_load(SpPolicy *policy);
+
+/* hash.c */
+extern void sp_hash_init(void);
+extern char *sp_hash_password(const char *password, size_t len,
+							  unsigned long long opslimit, size_t memlimit);
+extern bool sp_verify_password(const char *hash, size_t hashlen,
+							   const char *password, size_t len);
+extern bool sp_hash_is_argon2id(const char *hash, size_t hashlen);
+
+/* complexity.c */
+extern ArrayType *sp_password_violations(const char *password, size_t len,
+										 const char *username, size_t ulen,
+										 const SpPolicy *policy);
+extern char *sp_violations_list(ArrayType *violations);
+
+/* blocklist.c */
+extern const char *const sp_blocklist_words[];
+extern const int sp_blocklist_count;
+extern bool sp_blocklist_contains(const char *password, size_t len);
+extern bool sp_custom_blocklist_hit(const char *password, size_t len);
+
+/* token.c */
+extern char *sp_random_token(const char *prefix);
+
+/* trigger.c */
+typedef enum SpHashWriteMode
+{
+	SP_WRITE_DEFAULT = 0,		/* an argon2id string is kept, anything else hashed */
+	SP_WRITE_PLAINTEXT,			/* the value is plaintext: check and hash */
+	SP_WRITE_REHASH				/* a fresh hash of the same password */
+} SpHashWriteMode;
+
+/* totp.c */
+extern void sp_totp_init(void);
+
+/* seal.c */
+extern void sp_seal_init(void);
+extern bytea *sp_seal(const unsigned char *plain, size_t len);
+extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
+
+/* logfilter.c */
+extern void sp_logfilter_init(void);
+
+/* Copy a text datum into a NUL-terminated palloc'd buffer. */
+static inline char *
+sp_text_cstring(text *t, size_t *len)
+{
+	size_t		n = VARSIZE_ANY_EXHDR(t);
+	char	   *s = palloc(n + 1);
+
+	memcpy(s, VARDATA_ANY(t), n);
+	s[n] = '\0';
+	if (len)
+		*len = n;
+	return s;
+}
+
+#endif							/* SECPOLICY_H */

@@ -1,0 +1,110 @@
+-- Building blocks in C: argon2id hashes, the password rules, tokens.
+
+CREATE FUNCTION secpolicy.hash_password(password text) RETURNS text
+    AS 'MODULE_PATHNAME', 'secpolicy_hash_password'
+    LANGUAGE C STRICT VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION secpolicy.hash_password(text) IS
+    'argon2id PHC string of a password, at the cost set in secpolicy.policy.';
+REVOKE ALL ON FUNCTION secpolicy.hash_password(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.hash_password(text) TO secpolicy_app, secpolicy_admin;
+
+CREATE FUNCTION secpolicy.verify_password(password text, hash text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'secpolicy_verify_password'
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+COMMENT ON FUNCTION secpolicy.verify_password(text, text) IS
+    'Constant-time argon2id verification; false (never an error) for NULLs and malformed hashes.';
+REVOKE ALL ON FUNCTION secpolicy.verify_password(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.verify_password(text, text) TO secpolicy_app, secpolicy_admin;
+
+CREATE FUNCTION secpolicy.password_needs_rehash(hash text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'secpolicy_password_needs_rehash'
+    LANGUAGE C STRICT STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION secpolicy.password_needs_rehash(text) IS
+    'True unless the hash is a well-formed argon2id string at exactly the policy''s cost.';
+REVOKE ALL ON FUNCTION secpolicy.password_needs_rehash(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.password_needs_rehash(text) TO secpolicy_app, secpolicy_admin;
+
+CREATE FUNCTION secpolicy.password_violations(password text, username text DEFAULT NULL)
+    RETURNS text[]
+    AS 'MODULE_PATHNAME', 'secpolicy_password_violations'
+    LANGUAGE C CALLED ON NULL INPUT STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION secpolicy.password_violations(text, text) IS
+    'Rule codes the password breaks under the policy; empty when acceptable, NULL for a NULL password.';
+REVOKE ALL ON FUNCTION secpolicy.password_violations(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.password_violations(text, text) TO secpolicy_app, secpolicy_admin;
+
+CREATE FUNCTION secpolicy.hash_stats(OUT hashes bigint, OUT verifications bigint, OUT slot_waits bigint)
+    AS 'MODULE_PATHNAME', 'secpolicy_hash_stats'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.hash_stats() IS
+    'argon2 computations done by this backend, and how often one waited for a free hashing slot.';
+REVOKE ALL ON FUNCTION secpolicy.hash_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.hash_stats() TO secpolicy_admin;
+
+-- Internal: tokens for sessions, challenges and resets, and their digests.
+CREATE FUNCTION secpolicy.random_token(prefix text) RETURNS text
+    AS 'MODULE_PATHNAME', 'secpolicy_random_token'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.random_token(text) IS
+    'Internal: "<prefix>_" and 256 CSPRNG bits in base64url.';
+REVOKE ALL ON FUNCTION secpolicy.random_token(text) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.token_digest(token text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'secpolicy_token_digest'
+    LANGUAGE C STRICT IMMUTABLE;
+COMMENT ON FUNCTION secpolicy.token_digest(text) IS
+    'Internal: SHA-256 of a token, the only form in which tokens are stored.';
+REVOKE ALL ON FUNCTION secpolicy.token_digest(text) FROM PUBLIC;
+
+-- The organisation's own blocked words (company and product names, ...):
+-- a password containing one of them breaks the common_password rule.
+CREATE TABLE secpolicy.password_blocklist (
+    word text PRIMARY KEY
+        CHECK (word = pg_catalog.lower(word) AND pg_catalog.char_length(word) >= 3),
+    added_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    added_by text NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE secpolicy.password_blocklist IS
+    'Organisation-specific blocked words (lower case, 3+ characters), matched anywhere in a password.';
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.password_blocklist', '');
+GRANT SELECT, INSERT, DELETE ON secpolicy.password_blocklist TO secpolicy_admin;
+
+-- The hash that unknown usernames are verified against, so that they take as
+-- long as a wrong password.  Refreshed whenever the hash cost changes.
+CREATE TABLE secpolicy.dummy_hash (
+    singleton boolean NOT NULL DEFAULT true PRIMARY KEY CHECK (singleton),
+    hash text NOT NULL
+);
+COMMENT ON TABLE secpolicy.dummy_hash IS
+    'Internal: an argon2id hash of a random secret at the policy''s cost, for unknown usernames.';
+
+CREATE FUNCTION secpolicy.refresh_dummy_hash() RETURNS void
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO secpolicy.dummy_hash (singleton, hash)
+    VALUES (true, secpolicy.hash_password(secpolicy.random_token('dummy')))
+    ON CONFLICT (singleton) DO UPDATE SET hash = EXCLUDED.hash;
+$$;
+COMMENT ON FUNCTION secpolicy.refresh_dummy_hash() IS
+    'Internal: recompute the dummy hash at the current cost.';
+REVOKE ALL ON FUNCTION secpolicy.refresh_dummy_hash() FROM PUBLIC;
+
+SELECT secpolicy.refresh_dummy_hash();
+
+CREATE FUNCTION secpolicy.policy_cost_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT'
+       OR NEW.hash_opslimit OPERATOR(pg_catalog.<>) OLD.hash_opslimit
+       OR NEW.hash_memlimit OPERATOR(pg_catalog.<>) OLD.hash_memlimit THEN
+        PERFORM secpolicy.refresh_dummy_hash();
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.policy_cost_changed() IS
+    'Trigger: keeps the dummy hash at the policy''s hash cost.';
+REVOKE ALL ON FUNCTION secpolicy.policy_cost_changed() FROM PUBLIC;
+CREATE TRIGGER policy_cost_changed AFTER INSERT OR UPDATE ON secpolicy.policy
+    FOR EACH ROW EXECUTE FUNCTION secpolicy.policy_cost_changed();

@@ -1,0 +1,89 @@
+-- The attempt log: one row per login, second-factor and password-change
+-- attempt, range-partitioned by day (UTC) so that reports over recent days
+-- touch recent partitions only and retention drops whole partitions.
+
+CREATE TABLE secpolicy.login_attempts (
+    id bigserial NOT NULL,
+    attempted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    user_id bigint,
+    username text,
+    client_addr inet,
+    user_agent text,
+    success boolean NOT NULL,
+    outcome text NOT NULL,
+    stage text NOT NULL DEFAULT 'password'
+        CHECK (stage IN ('password', 'mfa', 'change_password')),
+    PRIMARY KEY (attempted_at, id)
+) PARTITION BY RANGE (attempted_at);
+COMMENT ON TABLE secpolicy.login_attempts IS
+    'Every authentication attempt: who (user_id, or NULL for an unknown username kept as typed), from where, and the outcome.';
+CREATE INDEX login_attempts_user_idx ON secpolicy.login_attempts (user_id, attempted_at);
+CREATE INDEX login_attempts_addr_idx ON secpolicy.login_attempts (client_addr, attempted_at);
+
+-- Rows outside every daily partition land here (before maintain() has run).
+CREATE TABLE secpolicy.login_attempts_default PARTITION OF secpolicy.login_attempts DEFAULT;
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.login_attempts_default', '');
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.login_attempts_id_seq', '');
+
+GRANT SELECT ON secpolicy.login_attempts TO secpolicy_admin;
+
+-- Internal: append one attempt.  Inputs are cut to a bounded size, so that a
+-- megabyte-long username cannot bloat the log.
+CREATE FUNCTION secpolicy.record_attempt(user_id bigint, username text, client_addr inet,
+                                         user_agent text, success boolean, outcome text,
+                                         stage text DEFAULT 'password')
+    RETURNS void
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO secpolicy.login_attempts
+        (user_id, username, client_addr, user_agent, success, outcome, stage)
+    VALUES ($1, pg_catalog.left($2, 256), $3, pg_catalog.left($4, 512), $5, $6, $7);
+$$;
+COMMENT ON FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text) IS
+    'Internal: append an attempt to secpolicy.login_attempts.';
+REVOKE ALL ON FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text) FROM PUBLIC;
+
+-- Create the daily partitions from `from_day` to `days_ahead` days after today
+-- (UTC).  Rows already sitting in the default partition for such a day are
+-- moved into the new partition.
+CREATE FUNCTION secpolicy.create_attempt_partitions(days_ahead integer DEFAULT 7,
+                                                    from_day date DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    today date := (pg_catalog.now() AT TIME ZONE 'UTC')::date;
+    d date;
+    lo timestamptz;
+    hi timestamptz;
+    name text;
+    created integer := 0;
+BEGIN
+    IF days_ahead IS NULL OR days_ahead < 0 OR days_ahead > 366 THEN
+        RAISE EXCEPTION 'days_ahead must be between 0 and 366' USING ERRCODE = '22023';
+    END IF;
+    d := coalesce(from_day, today);
+    WHILE d <= today + days_ahead LOOP
+        name := 'login_attempts_p' || pg_catalog.to_char(d, 'YYYYMMDD');
+        IF pg_catalog.to_regclass('secpolicy.' || name) IS NULL THEN
+            lo := (d::timestamp AT TIME ZONE 'UTC');
+            hi := ((d + 1)::timestamp AT TIME ZONE 'UTC');
+            EXECUTE pg_catalog.format(
+                'CREATE TABLE secpolicy.%I (LIKE secpolicy.login_attempts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+            EXECUTE pg_catalog.format(
+                'WITH moved AS (DELETE FROM secpolicy.login_attempts_default WHERE attempted_at >= %L AND attempted_at < %L RETURNING *)'
+                ' INSERT INTO secpolicy.%I SELECT * FROM moved', lo, hi, name);
+            EXECUTE pg_catalog.format(
+                'ALTER TABLE secpolicy.login_attempts ATTACH PARTITION secpolicy.%I FOR VALUES FROM (%L) TO (%L)',
+                name, lo, hi);
+            created := created + 1;
+        END IF;
+        d := d + 1;
+    END LOOP;
+    RETURN created;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.create_attempt_partitions(integer, date) IS
+    'Creates the daily partitions of login_attempts up to days_ahead days from today (UTC); returns how many it created.';
+REVOKE ALL ON FUNCTION secpolicy.create_attempt_partitions(integer, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.create_attempt_partitions(integer, date) TO secpolicy_admin;

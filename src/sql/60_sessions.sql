@@ -1,0 +1,256 @@
+-- Application sessions: idle timeout, absolute lifetime, revocation.
+
+ALTER TABLE secpolicy.policy
+    ADD COLUMN session_touch_interval interval NOT NULL DEFAULT '5 seconds'
+        CHECK (session_touch_interval >= interval '0' AND session_touch_interval <= interval '1 minute'),
+    ADD COLUMN max_sessions_per_user integer CHECK (max_sessions_per_user >= 1);
+COMMENT ON COLUMN secpolicy.policy.session_touch_interval IS
+    'session_touch() writes last_seen_at at most this often per session; a session can look idle this much early, never late.';
+COMMENT ON COLUMN secpolicy.policy.max_sessions_per_user IS
+    'Cap on concurrent sessions per user (the oldest end first); NULL for no cap.';
+
+CREATE TABLE secpolicy.sessions (
+    user_id bigint NOT NULL REFERENCES secpolicy.users ON DELETE CASCADE,
+    id bigserial NOT NULL,
+    token_digest bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_seen_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ended_at timestamptz,
+    end_reason text CHECK (end_reason IN ('idle', 'lifetime', 'logout', 'disabled',
+                                          'password_changed', 'lockout', 'admin', 'session_limit')),
+    mfa boolean NOT NULL DEFAULT false,
+    client_addr inet,
+    user_agent text,
+    PRIMARY KEY (user_id, id),
+    CHECK ((ended_at IS NULL) = (end_reason IS NULL))
+);
+COMMENT ON TABLE secpolicy.sessions IS
+    'Application sessions; the token is stored only as its SHA-256 digest.';
+CREATE UNIQUE INDEX sessions_token_key ON secpolicy.sessions (token_digest);
+CREATE INDEX sessions_live_idx ON secpolicy.sessions (user_id) WHERE ended_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.sessions', '');
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.sessions_id_seq', '');
+GRANT SELECT (user_id, id, created_at, last_seen_at, ended_at, end_reason, mfa, client_addr, user_agent)
+    ON secpolicy.sessions TO secpolicy_admin;
+
+CREATE TYPE secpolicy.session_status AS (status text, user_id bigint, idle_expires_at timestamptz);
+COMMENT ON TYPE secpolicy.session_status IS
+    'Result of session_touch(): status is active, expired, revoked or unknown.';
+
+CREATE FUNCTION secpolicy.set_current_session(user_id bigint, session_id bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'secpolicy_set_current_session'
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+COMMENT ON FUNCTION secpolicy.set_current_session(bigint, bigint) IS
+    'Internal: remember the session proven in this transaction (NULLs forget it).';
+REVOKE ALL ON FUNCTION secpolicy.set_current_session(bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.current_session_user() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'secpolicy_current_session_user'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION secpolicy.current_session_user() IS
+    'User id of the session that session_touch() found active in this transaction, else NULL. For row-level security.';
+REVOKE ALL ON FUNCTION secpolicy.current_session_user() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.current_session_user() TO secpolicy_app, secpolicy_admin;
+
+CREATE FUNCTION secpolicy.current_session_id() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'secpolicy_current_session_id'
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION secpolicy.current_session_id() IS
+    'Id of the session that session_touch() found active in this transaction, else NULL.';
+REVOKE ALL ON FUNCTION secpolicy.current_session_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.current_session_id() TO secpolicy_app, secpolicy_admin;
+
+-- Internal: end a user's live sessions (all, or all but one); returns how many.
+CREATE FUNCTION secpolicy.end_sessions(user_id bigint, reason text, keep_session_id bigint DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ended AS (
+        UPDATE secpolicy.sessions s
+           SET ended_at = now(), end_reason = $2
+         WHERE s.user_id = $1 AND s.ended_at IS NULL
+           AND s.id IS DISTINCT FROM $3
+        RETURNING 1)
+    SELECT count(*)::integer FROM ended;
+$$;
+COMMENT ON FUNCTION secpolicy.end_sessions(bigint, text, bigint) IS
+    'Internal: end the live sessions of a user, except keep_session_id.';
+REVOKE ALL ON FUNCTION secpolicy.end_sessions(bigint, text, bigint) FROM PUBLIC;
+
+-- Internal: open a session and return its token (shown once, stored as a digest).
+CREATE FUNCTION secpolicy.start_session(user_id bigint, client_addr inet, user_agent text, mfa boolean)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    token text := secpolicy.random_token('sps');
+    cap integer;
+BEGIN
+    INSERT INTO secpolicy.sessions (user_id, token_digest, client_addr, user_agent, mfa)
+    VALUES (start_session.user_id, secpolicy.token_digest(token), start_session.client_addr,
+            left(start_session.user_agent, 512), start_session.mfa);
+
+    SELECT p.max_sessions_per_user INTO cap FROM secpolicy.policy p;
+    IF cap IS NOT NULL THEN
+        UPDATE secpolicy.sessions s SET ended_at = now(), end_reason = 'session_limit'
+         WHERE s.user_id = start_session.user_id AND s.ended_at IS NULL
+           AND s.id NOT IN (SELECT k.id FROM secpolicy.sessions k
+                             WHERE k.user_id = start_session.user_id AND k.ended_at IS NULL
+                             ORDER BY k.id DESC LIMIT cap);
+    END IF;
+    RETURN token;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.start_session(bigint, inet, text, boolean) IS
+    'Internal: open a session (ending the oldest beyond max_sessions_per_user) and return its token.';
+REVOKE ALL ON FUNCTION secpolicy.start_session(bigint, inet, text, boolean) FROM PUBLIC;
+
+-- The hot path.  One index probe by digest; last_seen_at is written at most
+-- once per session_touch_interval, and when this write is the transaction's
+-- only one it skips the WAL flush wait: losing it can only make the session
+-- look idle sooner.
+CREATE FUNCTION secpolicy.session_touch(session_token text) RETURNS secpolicy.session_status
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s secpolicy.sessions;
+    pol secpolicy.policy;
+    t timestamptz := now();
+BEGIN
+    IF session_token IS NULL OR length(session_token) > 128 THEN
+        RETURN ROW('unknown', NULL, NULL)::secpolicy.session_status;
+    END IF;
+    SELECT * INTO s FROM secpolicy.sessions x WHERE x.token_digest = secpolicy.token_digest(session_token);
+    IF NOT FOUND THEN
+        RETURN ROW('unknown', NULL, NULL)::secpolicy.session_status;
+    END IF;
+    IF s.ended_at IS NOT NULL THEN
+        RETURN ROW(CASE WHEN s.end_reason IN ('idle', 'lifetime') THEN 'expired' ELSE 'revoked' END,
+                   s.user_id, NULL)::secpolicy.session_status;
+    END IF;
+
+    SELECT * INTO pol FROM secpolicy.policy;
+    IF t - s.last_seen_at > pol.session_idle_timeout OR t - s.created_at > pol.session_max_lifetime THEN
+        UPDATE secpolicy.sessions x
+           SET ended_at = t,
+               end_reason = CASE WHEN t - s.created_at > pol.session_max_lifetime THEN 'lifetime' ELSE 'idle' END
+         WHERE x.user_id = s.user_id AND x.id = s.id AND x.ended_at IS NULL;
+        RETURN ROW('expired', s.user_id, NULL)::secpolicy.session_status;
+    END IF;
+
+    IF t - s.last_seen_at >= pol.session_touch_interval THEN
+        IF pg_current_xact_id_if_assigned() IS NULL THEN
+            PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
+        UPDATE secpolicy.sessions x SET last_seen_at = t
+         WHERE x.user_id = s.user_id AND x.id = s.id AND x.ended_at IS NULL;
+        IF NOT FOUND THEN
+            -- ended by a concurrent logout or revocation
+            RETURN ROW('revoked', s.user_id, NULL)::secpolicy.session_status;
+        END IF;
+        s.last_seen_at := t;
+    END IF;
+
+    PERFORM secpolicy.set_current_session(s.user_id, s.id);
+    RETURN ROW('active', s.user_id,
+               least(s.last_seen_at + pol.session_idle_timeout, s.created_at + pol.session_max_lifetime))::secpolicy.session_status;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.session_touch(text) IS
+    'Checks a session token and records activity: active (idle deadline extended), expired, revoked or unknown.';
+REVOKE ALL ON FUNCTION secpolicy.session_touch(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.session_touch(text) TO secpolicy_app;
+
+CREATE FUNCTION secpolicy.logout(session_token text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF session_token IS NULL OR length(session_token) > 128 THEN
+        RETURN false;
+    END IF;
+    UPDATE secpolicy.sessions x SET ended_at = now(), end_reason = 'logout'
+     WHERE x.token_digest = secpolicy.token_digest(session_token) AND x.ended_at IS NULL;
+    IF FOUND THEN
+        PERFORM secpolicy.set_current_session(NULL, NULL);
+    END IF;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.logout(text) IS
+    'Ends a live session; false for an unknown or already ended one.';
+REVOKE ALL ON FUNCTION secpolicy.logout(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.logout(text) TO secpolicy_app;
+
+CREATE FUNCTION secpolicy.list_sessions(session_token text)
+    RETURNS TABLE (session_id bigint, created_at timestamptz, last_seen_at timestamptz,
+                   client_addr inet, user_agent text, mfa boolean, current boolean)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st secpolicy.session_status := secpolicy.session_touch(session_token);
+BEGIN
+    IF st.status <> 'active' THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT s.id, s.created_at, s.last_seen_at, s.client_addr, s.user_agent, s.mfa,
+               s.id = secpolicy.current_session_id()
+          FROM secpolicy.sessions s
+         WHERE s.user_id = st.user_id AND s.ended_at IS NULL
+         ORDER BY s.id;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.list_sessions(text) IS
+    'The live sessions of the user owning an active session token (none for any other token).';
+REVOKE ALL ON FUNCTION secpolicy.list_sessions(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.list_sessions(text) TO secpolicy_app;
+
+CREATE FUNCTION secpolicy.end_other_sessions(session_token text) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st secpolicy.session_status := secpolicy.session_touch(session_token);
+BEGIN
+    IF st.status <> 'active' THEN
+        RETURN 0;
+    END IF;
+    RETURN secpolicy.end_sessions(st.user_id, 'logout', secpolicy.current_session_id());
+END
+$$;
+COMMENT ON FUNCTION secpolicy.end_other_sessions(text) IS
+    'Signs the owner of an active session out everywhere else; returns how many sessions ended.';
+REVOKE ALL ON FUNCTION secpolicy.end_other_sessions(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.end_other_sessions(text) TO secpolicy_app;
+
+-- Housekeeping: mark sessions that went idle or outlived their lifetime as
+-- ended (with the time they really expired), and delete ended sessions older
+-- than keep_ended.  Safe to run at any time; schedule it with maintain().
+CREATE FUNCTION secpolicy.expire_sessions(keep_ended interval DEFAULT '30 days',
+                                          OUT expired integer, OUT deleted integer)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pol secpolicy.policy;
+BEGIN
+    SELECT * INTO pol FROM secpolicy.policy;
+    WITH e AS (
+        UPDATE secpolicy.sessions s
+           SET ended_at = least(s.last_seen_at + pol.session_idle_timeout,
+                                s.created_at + pol.session_max_lifetime),
+               end_reason = CASE WHEN s.created_at + pol.session_max_lifetime
+                                      <= s.last_seen_at + pol.session_idle_timeout
+                                 THEN 'lifetime' ELSE 'idle' END
+         WHERE s.ended_at IS NULL
+           AND (s.last_seen_at < now() - pol.session_idle_timeout
+                OR s.created_at < now() - pol.session_max_lifetime)
+        RETURNING 1)
+    SELECT count(*) INTO expired FROM e;
+    WITH d AS (
+        DELETE FROM secpolicy.sessions s WHERE s.ended_at < now() - keep_ended RETURNING 1)
+    SELECT count(*) INTO deleted FROM d;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.expire_sessions(interval) IS
+    'Ends sessions past their idle timeout or lifetime and deletes ended sessions older than keep_ended.';
+REVOKE ALL ON FUNCTION secpolicy.expire_sessions(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.expire_sessions(interval) TO secpolicy_admin;

@@ -1,0 +1,477 @@
+-- Login: password, lockout, the second factor, and the enrolment of one.
+--
+-- Flows return a status instead of raising, so that the failure counter and
+-- the attempt row commit with the caller's statement: call them in
+-- autocommit (a caller that rolls back its own transaction also rolls back
+-- its own failure).  Every flow locks the account row (FOR UPDATE) before it
+-- evaluates a guess, so concurrent guesses on one account are serialised and
+-- never more than max_failed_attempts of them are evaluated.
+
+CREATE TYPE secpolicy.login_result AS (
+    status text, user_id bigint, session_token text, challenge_token text,
+    password_expires_at timestamptz);
+COMMENT ON TYPE secpolicy.login_result IS
+    'Result of login(): status ok, mfa_required, mfa_enrollment_required, password_expired, password_change_required, invalid_credentials, reset_required or disabled.';
+
+CREATE TYPE secpolicy.mfa_result AS (status text, user_id bigint, session_token text);
+COMMENT ON TYPE secpolicy.mfa_result IS
+    'Result of verify_mfa(): status ok, invalid_code, expired_challenge or reset_required.';
+
+CREATE TYPE secpolicy.enrollment AS (secret text, otpauth_uri text);
+COMMENT ON TYPE secpolicy.enrollment IS
+    'Result of totp_enroll(): the new secret (base32, shown once) and its otpauth:// URI; NULLs for an invalid token.';
+
+CREATE TYPE secpolicy.enrollment_result AS (status text, session_token text, recovery_codes text[]);
+COMMENT ON TYPE secpolicy.enrollment_result IS
+    'Result of totp_confirm(): status ok, invalid_code, expired_challenge or reset_required.';
+
+-- Internal: count a failed guess on an account whose row the caller has
+-- locked.  At the limit the account needs a reset and its sessions end.
+-- Returns the status to answer: invalid_credentials or reset_required.
+CREATE FUNCTION secpolicy.register_failure(user_id bigint) RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+    lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
+BEGIN
+    UPDATE secpolicy.users u
+       SET failed_attempts = u.failed_attempts + 1, last_failed_at = now()
+     WHERE u.id = register_failure.user_id
+    RETURNING u.failed_attempts INTO n;
+    IF n < lim THEN
+        RETURN 'invalid_credentials';
+    END IF;
+    IF n = lim THEN
+        UPDATE secpolicy.users u SET reset_required = true, locked_at = now()
+         WHERE u.id = register_failure.user_id;
+        PERFORM secpolicy.end_sessions(register_failure.user_id, 'lockout');
+        PERFORM secpolicy.lockout_event(register_failure.user_id);
+    END IF;
+    RETURN 'reset_required';
+END
+$$;
+COMMENT ON FUNCTION secpolicy.register_failure(bigint) IS
+    'Internal: count a failed guess on a locked account row; at the limit require a reset and end its sessions.';
+REVOKE ALL ON FUNCTION secpolicy.register_failure(bigint) FROM PUBLIC;
+
+-- Internal: hook for lockouts (audit now; notifications come with the reports).
+CREATE FUNCTION secpolicy.lockout_event(user_id bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM secpolicy.audit('account_locked', lockout_event.user_id,
+                            (SELECT u.username FROM secpolicy.users u WHERE u.id = lockout_event.user_id),
+                            'failure limit reached');
+END
+$$;
+COMMENT ON FUNCTION secpolicy.lockout_event(bigint) IS
+    'Internal: record that an account reached the failure limit.';
+REVOKE ALL ON FUNCTION secpolicy.lockout_event(bigint) FROM PUBLIC;
+
+-- Internal: the unknown-username path.  It mirrors an existing account step
+-- for step (row lock, limit check, one argon2 verification against a dummy
+-- hash at the policy's cost, counter update), so that neither the status
+-- nor the time tells whether the account exists.
+CREATE FUNCTION secpolicy.unknown_user_attempt(username text, password text) RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text := lower(left(unknown_user_attempt.username, 256));
+    n integer;
+    lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
+BEGIN
+    INSERT INTO secpolicy.unknown_user_failures AS f (username_key) VALUES (k)
+    ON CONFLICT (username_key) DO UPDATE SET failed_attempts = f.failed_attempts
+    RETURNING f.failed_attempts INTO n;
+    IF n >= lim THEN
+        RETURN 'reset_required';
+    END IF;
+    PERFORM secpolicy.verify_password(unknown_user_attempt.password, d.hash) FROM secpolicy.dummy_hash d;
+    UPDATE secpolicy.unknown_user_failures f
+       SET failed_attempts = n + 1, last_failed_at = now()
+     WHERE f.username_key = k;
+    RETURN CASE WHEN n + 1 >= lim THEN 'reset_required' ELSE 'invalid_credentials' END;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.unknown_user_attempt(text, text) IS
+    'Internal: answer for an unknown username exactly as for an existing account with a wrong password.';
+REVOKE ALL ON FUNCTION secpolicy.unknown_user_attempt(text, text) FROM PUBLIC;
+
+-- Internal: issue a single-use challenge after a correct password.
+CREATE FUNCTION secpolicy.issue_challenge(user_id bigint, purpose text, client_addr inet, user_agent text)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    token text := secpolicy.random_token('spc');
+    pol secpolicy.policy;
+BEGIN
+    SELECT * INTO pol FROM secpolicy.policy;
+    INSERT INTO secpolicy.mfa_challenges (user_id, token_digest, purpose, expires_at, client_addr, user_agent)
+    VALUES (issue_challenge.user_id, secpolicy.token_digest(token), issue_challenge.purpose,
+            now() + CASE WHEN issue_challenge.purpose = 'enroll' THEN pol.mfa_enrollment_lifetime
+                         ELSE pol.mfa_challenge_lifetime END,
+            issue_challenge.client_addr, left(issue_challenge.user_agent, 512));
+    RETURN token;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.issue_challenge(bigint, text, inet, text) IS
+    'Internal: a challenge token (verify: policy mfa_challenge_lifetime; enroll: mfa_enrollment_lifetime).';
+REVOKE ALL ON FUNCTION secpolicy.issue_challenge(bigint, text, inet, text) FROM PUBLIC;
+
+-- Internal: the end of a complete login: the failure counter clears and a
+-- session opens.
+CREATE FUNCTION secpolicy.complete_login(user_id bigint, client_addr inet, user_agent text, mfa boolean)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE secpolicy.users u
+       SET failed_attempts = 0, last_login_at = now(), last_login_addr = complete_login.client_addr
+     WHERE u.id = complete_login.user_id;
+    RETURN secpolicy.start_session(complete_login.user_id, complete_login.client_addr,
+                                   complete_login.user_agent, complete_login.mfa);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.complete_login(bigint, inet, text, boolean) IS
+    'Internal: clear the failure counter, stamp the login and open a session.';
+REVOKE ALL ON FUNCTION secpolicy.complete_login(bigint, inet, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.login(username text, password text, client_addr inet DEFAULT NULL,
+                                user_agent text DEFAULT NULL)
+    RETURNS secpolicy.login_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pol secpolicy.policy;
+    u secpolicy.users;
+    st text;
+    expires timestamptz;
+    enrolled boolean;
+BEGIN
+    IF login.username IS NULL OR login.username = '' OR login.password IS NULL THEN
+        PERFORM secpolicy.record_attempt(NULL, login.username, login.client_addr, login.user_agent,
+                                         false, 'invalid_input');
+        RETURN ROW('invalid_credentials', NULL, NULL, NULL, NULL)::secpolicy.login_result;
+    END IF;
+    SELECT * INTO pol FROM secpolicy.policy;
+
+    SELECT * INTO u FROM secpolicy.users x
+     WHERE lower(x.username) = lower(login.username) FOR UPDATE;
+    IF NOT FOUND THEN
+        st := secpolicy.unknown_user_attempt(login.username, login.password);
+        PERFORM secpolicy.record_attempt(NULL, login.username, login.client_addr, login.user_agent,
+                                         false, 'unknown_user');
+        RETURN ROW(st, NULL, NULL, NULL, NULL)::secpolicy.login_result;
+    END IF;
+
+    -- at the limit nothing more is evaluated
+    IF u.failed_attempts >= pol.max_failed_attempts THEN
+        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
+                                         false, 'locked');
+        RETURN ROW('reset_required', NULL, NULL, NULL, NULL)::secpolicy.login_result;
+    END IF;
+
+    -- an account without a password verifies against the dummy hash, in the same time
+    IF NOT secpolicy.verify_password(login.password,
+                                     coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)))
+       OR u.password_hash IS NULL THEN
+        st := secpolicy.register_failure(u.id);
+        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
+                                         false, CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_password' END);
+        RETURN ROW(st, NULL, NULL, NULL, NULL)::secpolicy.login_result;
+    END IF;
+
+    -- the password is right: only now may the account's state show
+    IF u.disabled_at IS NOT NULL OR u.reset_required THEN
+        st := CASE WHEN u.disabled_at IS NOT NULL THEN 'disabled' ELSE 'reset_required' END;
+        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent, false, st);
+        RETURN ROW(st, NULL, NULL, NULL, NULL)::secpolicy.login_result;
+    END IF;
+
+    IF secpolicy.password_needs_rehash(u.password_hash) THEN
+        PERFORM secpolicy.write_password(u.id, secpolicy.hash_password(login.password), 'rehash');
+    END IF;
+
+    expires := u.password_changed_at + pol.max_password_age;
+    IF u.password_expired OR expires <= now() THEN
+        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
+                                         false, 'password_expired');
+        RETURN ROW('password_expired', u.id, NULL, NULL, least(coalesce(expires, now()), now()))::secpolicy.login_result;
+    END IF;
+    IF u.must_change_password THEN
+        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
+                                         false, 'password_change_required');
+        RETURN ROW('password_change_required', u.id, NULL, NULL, expires)::secpolicy.login_result;
+    END IF;
+
+    SELECT c.confirmed_at IS NOT NULL INTO enrolled FROM secpolicy.totp_credentials c WHERE c.user_id = u.id;
+    IF coalesce(enrolled, false) THEN
+        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
+                                         true, 'mfa_required');
+        RETURN ROW('mfa_required', u.id, NULL,
+                   secpolicy.issue_challenge(u.id, 'verify', login.client_addr, login.user_agent), expires)::secpolicy.login_result;
+    ELSIF pol.require_mfa THEN
+        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
+                                         true, 'mfa_enrollment_required');
+        RETURN ROW('mfa_enrollment_required', u.id, NULL,
+                   secpolicy.issue_challenge(u.id, 'enroll', login.client_addr, login.user_agent), expires)::secpolicy.login_result;
+    END IF;
+
+    PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent, true, 'ok');
+    RETURN ROW('ok', u.id, secpolicy.complete_login(u.id, login.client_addr, login.user_agent, false), NULL, expires)::secpolicy.login_result;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.login(text, text, inet, text) IS
+    'First step of a login: checks the password under the policy and answers with a status, a session or a second-factor challenge.';
+REVOKE ALL ON FUNCTION secpolicy.login(text, text, inet, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.login(text, text, inet, text) TO secpolicy_app;
+
+-- Internal: check a second-factor code (TOTP, or a recovery code) for a user
+-- whose account and credential rows the caller has locked.  Returns the
+-- method that matched ('totp', 'recovery_code') or the failure outcome
+-- ('invalid_code', 'replayed_code').
+CREATE FUNCTION secpolicy.check_second_factor(user_id bigint, code text) RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c secpolicy.totp_credentials;
+    pol secpolicy.policy;
+    m record;
+    compact text := regexp_replace(coalesce(check_second_factor.code, ''), '[[:space:]-]', '', 'g');
+BEGIN
+    IF length(compact) > 64 THEN
+        RETURN 'invalid_code';
+    END IF;
+    IF compact ~ '^[0-9]{6,8}$' THEN
+        SELECT * INTO c FROM secpolicy.totp_credentials x
+         WHERE x.user_id = check_second_factor.user_id AND x.confirmed_at IS NOT NULL FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN 'invalid_code';
+        END IF;
+        SELECT * INTO pol FROM secpolicy.policy;
+        SELECT * INTO m FROM secpolicy.totp_verify_sealed(c.sealed_secret, compact, now(), c.last_used_step,
+                                                          pol.totp_window, c.digits, c.period, c.algorithm);
+        IF m.step IS NULL THEN
+            RETURN CASE WHEN m.replayed THEN 'replayed_code' ELSE 'invalid_code' END;
+        END IF;
+        UPDATE secpolicy.totp_credentials x SET last_used_step = m.step
+         WHERE x.user_id = check_second_factor.user_id;
+        RETURN 'totp';
+    END IF;
+
+    UPDATE secpolicy.recovery_codes r SET used_at = now()
+     WHERE r.user_id = check_second_factor.user_id AND r.used_at IS NULL
+       AND r.code_digest = secpolicy.token_digest(lower(compact));
+    RETURN CASE WHEN FOUND THEN 'recovery_code' ELSE 'invalid_code' END;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.check_second_factor(bigint, text) IS
+    'Internal: accept a TOTP code once (replay guard) or a recovery code once.';
+REVOKE ALL ON FUNCTION secpolicy.check_second_factor(bigint, text) FROM PUBLIC;
+
+-- Internal: find a live challenge by token (locked), or NULL.
+CREATE FUNCTION secpolicy.find_challenge(token text, purpose text) RETURNS secpolicy.mfa_challenges
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c secpolicy.mfa_challenges;
+BEGIN
+    IF token IS NULL OR length(token) > 128 THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO c FROM secpolicy.mfa_challenges x
+     WHERE x.token_digest = secpolicy.token_digest(find_challenge.token) FOR UPDATE;
+    IF NOT FOUND OR c.purpose <> find_challenge.purpose OR c.used_at IS NOT NULL OR c.expires_at <= now() THEN
+        RETURN NULL;
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.find_challenge(text, text) IS
+    'Internal: the unused, unexpired challenge of a purpose with this token, locked; NULL otherwise.';
+REVOKE ALL ON FUNCTION secpolicy.find_challenge(text, text) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.verify_mfa(challenge_token text, code text, client_addr inet DEFAULT NULL)
+    RETURNS secpolicy.mfa_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c secpolicy.mfa_challenges := secpolicy.find_challenge(verify_mfa.challenge_token, 'verify');
+    u secpolicy.users;
+    addr inet;
+    outcome text;
+    st text;
+BEGIN
+    IF c.id IS NULL THEN
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
+    END IF;
+    addr := coalesce(verify_mfa.client_addr, c.client_addr);
+    SELECT * INTO u FROM secpolicy.users x WHERE x.id = c.user_id FOR UPDATE;
+    IF u.disabled_at IS NOT NULL THEN
+        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
+    END IF;
+    IF u.failed_attempts >= (SELECT p.max_failed_attempts FROM secpolicy.policy p) OR u.reset_required THEN
+        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
+        PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false, 'locked', 'mfa');
+        RETURN ROW('reset_required', NULL, NULL)::secpolicy.mfa_result;
+    END IF;
+
+    outcome := secpolicy.check_second_factor(u.id, verify_mfa.code);
+    IF outcome IN ('invalid_code', 'replayed_code') THEN
+        st := secpolicy.register_failure(u.id);
+        PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false,
+                                         CASE st WHEN 'reset_required' THEN 'lockout' ELSE outcome END, 'mfa');
+        IF outcome = 'replayed_code' THEN
+            PERFORM secpolicy.audit('totp_replay_rejected', u.id, u.username);
+        END IF;
+        RETURN ROW(CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END, NULL, NULL)::secpolicy.mfa_result;
+    END IF;
+
+    UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
+    PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, true, 'ok', 'mfa');
+    IF outcome = 'recovery_code' THEN
+        PERFORM secpolicy.audit('recovery_code_used', u.id, u.username, NULL,
+                                jsonb_build_object('remaining',
+                                    (SELECT count(*) FROM secpolicy.recovery_codes r
+                                      WHERE r.user_id = u.id AND r.used_at IS NULL)));
+    END IF;
+    RETURN ROW('ok', u.id, secpolicy.complete_login(u.id, addr, c.user_agent, true))::secpolicy.mfa_result;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.verify_mfa(text, text, inet) IS
+    'Second step of a login: a TOTP or recovery code for the challenge from login(); issues the session.';
+REVOKE ALL ON FUNCTION secpolicy.verify_mfa(text, text, inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.verify_mfa(text, text, inet) TO secpolicy_app;
+
+-- Internal: whose enrolment does a token authorise?  An enrolment challenge
+-- (from login) or an active session (re-enrolment).  Returns the user id and,
+-- for a challenge, its id; NULLs when the token authorises nothing.
+CREATE FUNCTION secpolicy.enrollment_owner(token text, OUT user_id bigint, OUT challenge_id bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c secpolicy.mfa_challenges := secpolicy.find_challenge(enrollment_owner.token, 'enroll');
+    st secpolicy.session_status;
+BEGIN
+    IF c.id IS NOT NULL THEN
+        user_id := c.user_id;
+        challenge_id := c.id;
+        RETURN;
+    END IF;
+    st := secpolicy.session_touch(enrollment_owner.token);
+    IF st.status = 'active' THEN
+        user_id := st.user_id;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.enrollment_owner(text) IS
+    'Internal: the user an enrolment challenge or an active session token belongs to.';
+REVOKE ALL ON FUNCTION secpolicy.enrollment_owner(text) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.totp_enroll(token text) RETURNS secpolicy.enrollment
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o record := secpolicy.enrollment_owner(totp_enroll.token);
+    pol secpolicy.policy;
+    u secpolicy.users;
+    s record;
+BEGIN
+    IF o.user_id IS NULL THEN
+        RETURN ROW(NULL, NULL)::secpolicy.enrollment;
+    END IF;
+    SELECT * INTO u FROM secpolicy.users x WHERE x.id = o.user_id;
+    IF u.disabled_at IS NOT NULL THEN
+        RETURN ROW(NULL, NULL)::secpolicy.enrollment;
+    END IF;
+    SELECT * INTO pol FROM secpolicy.policy;
+    s := secpolicy.totp_new_secret();
+    INSERT INTO secpolicy.totp_credentials AS t
+        (user_id, pending_secret, pending_algorithm, pending_digits, pending_period, pending_created_at)
+    VALUES (u.id, s.sealed, pol.totp_algorithm, pol.totp_digits, pol.totp_period, now())
+    ON CONFLICT (user_id) DO UPDATE
+       SET pending_secret = EXCLUDED.pending_secret, pending_algorithm = EXCLUDED.pending_algorithm,
+           pending_digits = EXCLUDED.pending_digits, pending_period = EXCLUDED.pending_period,
+           pending_created_at = EXCLUDED.pending_created_at;
+    RETURN ROW(s.secret, secpolicy.otpauth_uri(s.secret, u.username, pol.totp_issuer,
+                                              pol.totp_algorithm, pol.totp_digits, pol.totp_period))::secpolicy.enrollment;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.totp_enroll(text) IS
+    'Starts a TOTP enrolment for an enrolment challenge or an active session: a new secret and its otpauth:// URI.';
+REVOKE ALL ON FUNCTION secpolicy.totp_enroll(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.totp_enroll(text) TO secpolicy_app;
+
+CREATE FUNCTION secpolicy.totp_confirm(token text, code text) RETURNS secpolicy.enrollment_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o record := secpolicy.enrollment_owner(totp_confirm.token);
+    pol secpolicy.policy;
+    u secpolicy.users;
+    c secpolicy.totp_credentials;
+    m record;
+    st text;
+    codes text[];
+    session text;
+    ch secpolicy.mfa_challenges;
+BEGIN
+    IF o.user_id IS NULL THEN
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
+    END IF;
+    SELECT * INTO pol FROM secpolicy.policy;
+    SELECT * INTO u FROM secpolicy.users x WHERE x.id = o.user_id FOR UPDATE;
+    IF u.disabled_at IS NOT NULL THEN
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
+    END IF;
+    IF u.failed_attempts >= pol.max_failed_attempts OR u.reset_required THEN
+        RETURN ROW('reset_required', NULL, NULL)::secpolicy.enrollment_result;
+    END IF;
+    IF o.challenge_id IS NOT NULL THEN
+        SELECT * INTO ch FROM secpolicy.mfa_challenges x WHERE x.user_id = u.id AND x.id = o.challenge_id;
+    END IF;
+
+    SELECT * INTO c FROM secpolicy.totp_credentials x WHERE x.user_id = u.id FOR UPDATE;
+    IF c.pending_secret IS NOT NULL THEN
+        SELECT * INTO m FROM secpolicy.totp_verify_sealed(c.pending_secret, coalesce(totp_confirm.code, ''),
+                                                          now(), -1, pol.totp_window, c.pending_digits,
+                                                          c.pending_period, c.pending_algorithm);
+    END IF;
+    IF m.step IS NULL THEN
+        st := secpolicy.register_failure(u.id);
+        PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false,
+                                         CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_code' END, 'mfa');
+        RETURN ROW(CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END, NULL, NULL)::secpolicy.enrollment_result;
+    END IF;
+
+    UPDATE secpolicy.totp_credentials x
+       SET sealed_secret = c.pending_secret, algorithm = c.pending_algorithm, digits = c.pending_digits,
+           period = c.pending_period, confirmed_at = now(), last_used_step = m.step,
+           pending_secret = NULL, pending_algorithm = NULL, pending_digits = NULL,
+           pending_period = NULL, pending_created_at = NULL
+     WHERE x.user_id = u.id;
+
+    SELECT array_agg(secpolicy.recovery_code()) INTO codes FROM generate_series(1, pol.recovery_code_count);
+    DELETE FROM secpolicy.recovery_codes r WHERE r.user_id = u.id;
+    INSERT INTO secpolicy.recovery_codes (user_id, code_digest)
+    SELECT u.id, secpolicy.token_digest(replace(rc, '-', '')) FROM unnest(codes) AS rc;
+    PERFORM secpolicy.audit('mfa_enrolled', u.id, u.username, NULL,
+                            jsonb_build_object('algorithm', c.pending_algorithm, 'digits', c.pending_digits,
+                                               'period', c.pending_period,
+                                               'via', CASE WHEN ch.id IS NULL THEN 'session' ELSE 'challenge' END));
+
+    IF ch.id IS NOT NULL THEN
+        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = u.id AND x.id = ch.id;
+        PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, true, 'ok', 'mfa');
+        session := secpolicy.complete_login(u.id, ch.client_addr, ch.user_agent, true);
+    END IF;
+    RETURN ROW('ok', session, codes)::secpolicy.enrollment_result;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.totp_confirm(text, text) IS
+    'Activates the enrolment started by totp_enroll with a current code; returns recovery codes (shown once) and, after a login challenge, a session.';
+REVOKE ALL ON FUNCTION secpolicy.totp_confirm(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.totp_confirm(text, text) TO secpolicy_app;

@@ -1,0 +1,194 @@
+-- Password change and self-service reset.
+
+CREATE TYPE secpolicy.password_result AS (status text, violations text[]);
+COMMENT ON TYPE secpolicy.password_result IS
+    'Result of change_password() and reset_password(): a status and, when rejected, the rule codes broken.';
+
+-- Internal: set a user's password from plaintext through the users trigger
+-- (rules, history, hashing).  Returns the rule codes broken, or an empty
+-- array when the password was set.
+CREATE FUNCTION secpolicy.try_set_password(user_id bigint, new_password text) RETURNS text[]
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    detail text;
+BEGIN
+    IF new_password IS NULL OR new_password = '' THEN
+        RETURN ARRAY['too_short'];
+    END IF;
+    PERFORM secpolicy.write_password(try_set_password.user_id, try_set_password.new_password, 'plaintext');
+    UPDATE secpolicy.users u SET must_change_password = false, password_expired = false
+     WHERE u.id = try_set_password.user_id;
+    RETURN '{}';
+EXCEPTION WHEN invalid_parameter_value THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    IF detail NOT LIKE 'rule codes: %' THEN
+        RAISE;
+    END IF;
+    RETURN string_to_array(substr(detail, length('rule codes: ') + 1), ', ');
+END
+$$;
+COMMENT ON FUNCTION secpolicy.try_set_password(bigint, text) IS
+    'Internal: set a password from plaintext; returns the rule codes broken (empty when set).';
+REVOKE ALL ON FUNCTION secpolicy.try_set_password(bigint, text) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.change_password(username text, old_password text, new_password text,
+                                          client_addr inet DEFAULT NULL,
+                                          session_token text DEFAULT NULL)
+    RETURNS secpolicy.password_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pol secpolicy.policy;
+    u secpolicy.users;
+    st text;
+    broken text[];
+    keep bigint;
+BEGIN
+    IF change_password.username IS NULL OR change_password.username = ''
+       OR change_password.old_password IS NULL THEN
+        RETURN ROW('invalid_credentials', NULL)::secpolicy.password_result;
+    END IF;
+    SELECT * INTO pol FROM secpolicy.policy;
+    SELECT * INTO u FROM secpolicy.users x
+     WHERE lower(x.username) = lower(change_password.username) FOR UPDATE;
+    IF NOT FOUND THEN
+        st := secpolicy.unknown_user_attempt(change_password.username, change_password.old_password);
+        PERFORM secpolicy.record_attempt(NULL, change_password.username, change_password.client_addr, NULL,
+                                         false, 'unknown_user', 'change_password');
+        RETURN ROW(st, NULL)::secpolicy.password_result;
+    END IF;
+    IF u.failed_attempts >= pol.max_failed_attempts THEN
+        PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                         false, 'locked', 'change_password');
+        RETURN ROW('reset_required', NULL)::secpolicy.password_result;
+    END IF;
+    IF NOT secpolicy.verify_password(change_password.old_password,
+                                     coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)))
+       OR u.password_hash IS NULL THEN
+        st := secpolicy.register_failure(u.id);
+        PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                         false, CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_password' END,
+                                         'change_password');
+        RETURN ROW(st, NULL)::secpolicy.password_result;
+    END IF;
+    IF u.disabled_at IS NOT NULL THEN
+        PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                         false, 'disabled', 'change_password');
+        RETURN ROW('invalid_credentials', NULL)::secpolicy.password_result;
+    END IF;
+    IF u.reset_required THEN
+        RETURN ROW('reset_required', NULL)::secpolicy.password_result;
+    END IF;
+
+    broken := secpolicy.try_set_password(u.id, change_password.new_password);
+    IF cardinality(broken) > 0 THEN
+        RETURN ROW('rejected', broken)::secpolicy.password_result;
+    END IF;
+
+    -- other sessions end; the one the change was made from (if given and live) stays
+    SELECT s.id INTO keep FROM secpolicy.sessions s
+     WHERE change_password.session_token IS NOT NULL AND length(change_password.session_token) <= 128
+       AND s.token_digest = secpolicy.token_digest(change_password.session_token)
+       AND s.user_id = u.id AND s.ended_at IS NULL;
+    PERFORM secpolicy.end_sessions(u.id, 'password_changed', keep);
+    PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                     true, 'password_changed', 'change_password');
+    PERFORM secpolicy.audit('password_changed', u.id, u.username);
+    RETURN ROW('ok', '{}'::text[])::secpolicy.password_result;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text) IS
+    'Changes a password given the current one (expired passwords included); other sessions of the user end.';
+REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text) TO secpolicy_app;
+
+CREATE TABLE secpolicy.password_resets (
+    user_id bigint NOT NULL REFERENCES secpolicy.users ON DELETE CASCADE,
+    id bigserial NOT NULL,
+    token_digest bytea NOT NULL UNIQUE,
+    requested_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    requested_addr inet,
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz,
+    revoked_at timestamptz,
+    PRIMARY KEY (user_id, id)
+);
+COMMENT ON TABLE secpolicy.password_resets IS
+    'Password-reset tokens (as SHA-256 digests): single use, expiring, one live token per user.';
+GRANT SELECT (user_id, id, requested_at, requested_addr, expires_at, used_at, revoked_at)
+    ON secpolicy.password_resets TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.request_password_reset(username text, client_addr inet DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u secpolicy.users;
+    token text;
+BEGIN
+    IF request_password_reset.username IS NULL OR request_password_reset.username = '' THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO u FROM secpolicy.users x
+     WHERE lower(x.username) = lower(request_password_reset.username) FOR UPDATE;
+    IF NOT FOUND OR u.disabled_at IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    -- a new token replaces any live one
+    UPDATE secpolicy.password_resets r SET revoked_at = now()
+     WHERE r.user_id = u.id AND r.used_at IS NULL AND r.revoked_at IS NULL;
+    token := secpolicy.random_token('spr');
+    INSERT INTO secpolicy.password_resets (user_id, token_digest, requested_addr, expires_at)
+    VALUES (u.id, secpolicy.token_digest(token), request_password_reset.client_addr,
+            now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
+    RETURN token;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.request_password_reset(text, inet) IS
+    'A single-use reset token to deliver to the account''s owner out of band; NULL for an unknown or disabled user.';
+REVOKE ALL ON FUNCTION secpolicy.request_password_reset(text, inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.request_password_reset(text, inet) TO secpolicy_app;
+
+CREATE FUNCTION secpolicy.reset_password(reset_token text, new_password text)
+    RETURNS secpolicy.password_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r secpolicy.password_resets;
+    u secpolicy.users;
+    broken text[];
+BEGIN
+    IF reset_token IS NULL OR length(reset_token) > 128 THEN
+        RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
+    END IF;
+    SELECT * INTO r FROM secpolicy.password_resets x
+     WHERE x.token_digest = secpolicy.token_digest(reset_password.reset_token) FOR UPDATE;
+    IF NOT FOUND OR r.used_at IS NOT NULL OR r.revoked_at IS NOT NULL OR r.expires_at <= now() THEN
+        RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
+    END IF;
+    SELECT * INTO u FROM secpolicy.users x WHERE x.id = r.user_id FOR UPDATE;
+    IF u.disabled_at IS NOT NULL THEN
+        RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
+    END IF;
+
+    -- a rejected password leaves the token usable for another try
+    broken := secpolicy.try_set_password(u.id, reset_password.new_password);
+    IF cardinality(broken) > 0 THEN
+        RETURN ROW('rejected', broken)::secpolicy.password_result;
+    END IF;
+
+    UPDATE secpolicy.users x
+       SET failed_attempts = 0, reset_required = false, locked_at = NULL
+     WHERE x.id = u.id;
+    UPDATE secpolicy.password_resets x SET used_at = now() WHERE x.user_id = r.user_id AND x.id = r.id;
+    PERFORM secpolicy.end_sessions(u.id, 'password_changed');
+    PERFORM secpolicy.audit('password_reset', u.id, u.username, NULL,
+                            jsonb_build_object('requested_at', r.requested_at, 'requested_addr', r.requested_addr));
+    RETURN ROW('ok', '{}'::text[])::secpolicy.password_result;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.reset_password(text, text) IS
+    'Sets a new password with a reset token; clears the lockout and ends every session of the user.';
+REVOKE ALL ON FUNCTION secpolicy.reset_password(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.reset_password(text, text) TO secpolicy_app;
