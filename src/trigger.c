@@ -259,15 +259,17 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 	int			pw_att,
 				changed_att,
+				checked_att,
 				id_att;
-	int			cols[2];
-	Datum		vals[2];
-	char		nulls[2] = {' ', ' '};
+	int			cols[3];
+	Datum		vals[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	int			ncols = 1;
 	Datum		newval,
 				oldval = (Datum) 0;
 	bool		oldnull = true;
 	bool		isnull;
+	bool		checked = false;
 	int64		user_id;
 	SpPolicy	policy;
 	HeapTuple	result;
@@ -277,6 +279,7 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 
 	pw_att = column_number(rel, "password_hash");
 	changed_att = column_number(rel, "password_changed_at");
+	checked_att = column_number(rel, "password_checked_at");
 	id_att = column_number(rel, "id");
 
 	if (!password_changed(td, pw_att, write_mode != SP_WRITE_PLAINTEXT,
@@ -309,6 +312,7 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 		vals[0] = CStringGetTextDatum(enforce_and_hash(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain),
 													   row_value(td, column_number(rel, "username")),
 													   previous, nprevious, &policy));
+		checked = true;
 	}
 	else if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
@@ -324,6 +328,10 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 		users_push_history(user_id, oldval, policy.history_depth);
 	cols[ncols] = changed_att;
 	vals[ncols++] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	/* when the rules were last checked on this password: never, for an import */
+	cols[ncols] = checked_att;
+	vals[ncols] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	nulls[ncols++] = checked ? ' ' : 'n';
 
 	result = SPI_modifytuple(rel, newtup, ncols, cols, vals, nulls);
 	if (result == NULL)

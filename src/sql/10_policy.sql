@@ -25,6 +25,7 @@ CREATE TABLE secpolicy.policy (
         CHECK (reset_token_lifetime > interval '0' AND reset_token_lifetime <= interval '7 days'),
     hash_opslimit integer NOT NULL DEFAULT 2 CHECK (hash_opslimit BETWEEN 1 AND 16),
     hash_memlimit bigint NOT NULL DEFAULT 67108864 CHECK (hash_memlimit BETWEEN 8192 AND 1073741824),
+    rules_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_by text NOT NULL DEFAULT SESSION_USER,
     CHECK (max_length >= min_length)
@@ -44,11 +45,19 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         NEW.updated_at := pg_catalog.now();
         NEW.updated_by := SESSION_USER;
+        -- passwords set before a stricter rule may not meet it (compliance view)
+        IF (NEW.min_length, NEW.max_length, NEW.require_upper, NEW.require_lower, NEW.require_digit,
+            NEW.require_symbol, NEW.check_username, NEW.check_blocklist, NEW.history_depth)
+           IS DISTINCT FROM
+           (OLD.min_length, OLD.max_length, OLD.require_upper, OLD.require_lower, OLD.require_digit,
+            OLD.require_symbol, OLD.check_username, OLD.check_blocklist, OLD.history_depth) THEN
+            NEW.rules_changed_at := pg_catalog.now();
+        END IF;
         -- a hand-edited setting turns a preset into a custom policy
         IF NEW.preset = OLD.preset AND
-           (pg_catalog.to_jsonb(NEW) - ARRAY['preset', 'updated_at', 'updated_by'])
+           (pg_catalog.to_jsonb(NEW) - ARRAY['preset', 'updated_at', 'updated_by', 'rules_changed_at'])
                OPERATOR(pg_catalog.<>)
-           (pg_catalog.to_jsonb(OLD) - ARRAY['preset', 'updated_at', 'updated_by']) THEN
+           (pg_catalog.to_jsonb(OLD) - ARRAY['preset', 'updated_at', 'updated_by', 'rules_changed_at']) THEN
             NEW.preset := 'custom';
         END IF;
         RETURN NEW;

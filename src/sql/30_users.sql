@@ -7,6 +7,7 @@ CREATE TABLE secpolicy.users (
                AND username OPERATOR(pg_catalog.!~) '[[:cntrl:]]'),
     password_hash text,
     password_changed_at timestamptz,
+    password_checked_at timestamptz,
     must_change_password boolean NOT NULL DEFAULT false,
     password_expired boolean NOT NULL DEFAULT false,
     failed_attempts integer NOT NULL DEFAULT 0 CHECK (failed_attempts >= 0),
@@ -22,6 +23,8 @@ CREATE TABLE secpolicy.users (
 );
 COMMENT ON TABLE secpolicy.users IS
     'Application accounts.  password_hash holds argon2id strings only: plaintext written to it is checked and hashed by a trigger.';
+COMMENT ON COLUMN secpolicy.users.password_checked_at IS
+    'When the password rules were last checked on the current password (NULL for an imported hash).';
 COMMENT ON COLUMN secpolicy.users.failed_attempts IS
     'Consecutive failed password or second-factor attempts since the last complete login.';
 COMMENT ON COLUMN secpolicy.users.reset_required IS
@@ -30,7 +33,7 @@ CREATE UNIQUE INDEX users_username_key ON secpolicy.users (pg_catalog.lower(user
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.users', '');
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.users_id_seq', '');
 
-GRANT SELECT (id, username, password_changed_at, must_change_password, password_expired,
+GRANT SELECT (id, username, password_changed_at, password_checked_at, must_change_password, password_expired,
               failed_attempts, last_failed_at, reset_required, locked_at, disabled_at,
               disabled_reason, created_at, created_by, last_login_at, last_login_addr)
     ON secpolicy.users TO secpolicy_admin;

@@ -131,7 +131,7 @@ BEGIN
       INTO changes
       FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(NEW)) n
       LEFT JOIN pg_catalog.jsonb_each(pg_catalog.to_jsonb(OLD)) o USING (key)
-     WHERE n.key OPERATOR(pg_catalog.<>) ALL (ARRAY['updated_at', 'updated_by'])
+     WHERE n.key OPERATOR(pg_catalog.<>) ALL (ARRAY['updated_at', 'updated_by', 'rules_changed_at'])
        AND n.value IS DISTINCT FROM o.value;
     IF changes IS NOT NULL THEN
         PERFORM secpolicy.audit('policy_changed', NULL, NULL, NULL, changes);

@@ -66,6 +66,8 @@ BEGIN
     WHILE d <= today + days_ahead LOOP
         name := 'login_attempts_p' || pg_catalog.to_char(d, 'YYYYMMDD');
         IF pg_catalog.to_regclass('secpolicy.' || name) IS NULL THEN
+            -- rows for this day must not reach the default partition while they move
+            LOCK TABLE secpolicy.login_attempts_default IN SHARE ROW EXCLUSIVE MODE;
             lo := (d::timestamp AT TIME ZONE 'UTC');
             hi := ((d + 1)::timestamp AT TIME ZONE 'UTC');
             EXECUTE pg_catalog.format(

@@ -1,0 +1,308 @@
+-- Attack detection and the incident register (with the 72-hour regulator
+-- deadline of a personal-data breach).  Listeners: LISTEN secpolicy_incident
+-- and LISTEN secpolicy_lockout receive a JSON payload on every new incident
+-- and every lockout, at commit.
+
+CREATE TABLE secpolicy.incidents (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_]{0,62}$'),
+    severity text NOT NULL DEFAULT 'medium' CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+    status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'investigating', 'contained', 'closed')),
+    title text NOT NULL CHECK (title <> ''),
+    description text,
+    detected_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    opened_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    opened_by text NOT NULL DEFAULT SESSION_USER,
+    affected_user_ids bigint[] NOT NULL DEFAULT '{}',
+    affected_usernames text[] NOT NULL DEFAULT '{}',
+    source_addrs inet[] NOT NULL DEFAULT '{}',
+    personal_data_breach boolean NOT NULL DEFAULT true,
+    regulator_notified_at timestamptz,
+    subjects_notified_at timestamptz,
+    closed_at timestamptz,
+    resolution text,
+    dedup_key text,
+    evidence jsonb,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK ((status = 'closed') = (closed_at IS NOT NULL))
+);
+COMMENT ON TABLE secpolicy.incidents IS
+    'Security incident register.  A personal-data breach must be reported to the regulator within 72 hours of detection.';
+COMMENT ON COLUMN secpolicy.incidents.dedup_key IS
+    'Detections with the same key update the open incident instead of opening another.';
+CREATE UNIQUE INDEX incidents_open_dedup_key ON secpolicy.incidents (dedup_key)
+    WHERE status <> 'closed' AND dedup_key IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.incidents', '');
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.incidents_id_seq', '');
+GRANT SELECT ON secpolicy.incidents TO secpolicy_admin, secpolicy_analyst;
+
+CREATE FUNCTION secpolicy.incident_notify() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_notify('secpolicy_incident',
+                      jsonb_build_object('id', NEW.id, 'kind', NEW.kind, 'severity', NEW.severity,
+                                         'title', NEW.title, 'detected_at', NEW.detected_at)::text);
+    PERFORM secpolicy.audit('incident_opened', NULL, NULL, NULL,
+                            jsonb_build_object('incident', NEW.id, 'kind', NEW.kind, 'severity', NEW.severity));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.incident_notify() IS
+    'Trigger: NOTIFY secpolicy_incident and audit each new incident.';
+REVOKE ALL ON FUNCTION secpolicy.incident_notify() FROM PUBLIC;
+CREATE TRIGGER incident_notify AFTER INSERT ON secpolicy.incidents
+    FOR EACH ROW EXECUTE FUNCTION secpolicy.incident_notify();
+
+-- Lockouts are audited and announced.
+CREATE OR REPLACE FUNCTION secpolicy.lockout_event(user_id bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT u.username FROM secpolicy.users u WHERE u.id = lockout_event.user_id);
+BEGIN
+    PERFORM secpolicy.audit('account_locked', lockout_event.user_id, name, 'failure limit reached');
+    PERFORM pg_notify('secpolicy_lockout',
+                      jsonb_build_object('user_id', lockout_event.user_id, 'username', name,
+                                         'locked_at', now())::text);
+END
+$$;
+
+CREATE FUNCTION secpolicy.open_incident(kind text, severity text, title text, description text DEFAULT NULL,
+                                        affected_usernames text[] DEFAULT NULL,
+                                        detected_at timestamptz DEFAULT NULL,
+                                        personal_data_breach boolean DEFAULT true)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    INSERT INTO secpolicy.incidents (kind, severity, title, description, detected_at, affected_usernames,
+                                     affected_user_ids, personal_data_breach)
+    VALUES (open_incident.kind, open_incident.severity, open_incident.title, open_incident.description,
+            coalesce(open_incident.detected_at, now()), coalesce(open_incident.affected_usernames, '{}'),
+            coalesce((SELECT array_agg(u.id ORDER BY u.id) FROM secpolicy.users u
+                       WHERE lower(u.username) = ANY (SELECT lower(n) FROM unnest(open_incident.affected_usernames) n)),
+                     '{}'),
+            coalesce(open_incident.personal_data_breach, true))
+    RETURNING incidents.id INTO id;
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.open_incident(text, text, text, text, text[], timestamptz, boolean) IS
+    'Records a security incident; returns its id.  The regulator deadline is detected_at + 72 hours.';
+REVOKE ALL ON FUNCTION secpolicy.open_incident(text, text, text, text, text[], timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.open_incident(text, text, text, text, text[], timestamptz, boolean)
+    TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.update_incident(incident_id bigint, status text DEFAULT NULL,
+                                          severity text DEFAULT NULL, note text DEFAULT NULL,
+                                          regulator_notified_at timestamptz DEFAULT NULL,
+                                          subjects_notified_at timestamptz DEFAULT NULL,
+                                          personal_data_breach boolean DEFAULT NULL)
+    RETURNS secpolicy.incidents
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    i secpolicy.incidents;
+BEGIN
+    SELECT * INTO i FROM secpolicy.incidents x WHERE x.id = update_incident.incident_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'incident % does not exist', update_incident.incident_id USING ERRCODE = '42704';
+    END IF;
+    IF i.status = 'closed' THEN
+        RAISE EXCEPTION 'incident % is closed', i.id USING ERRCODE = '55000';
+    END IF;
+    IF update_incident.status = 'closed' THEN
+        RAISE EXCEPTION 'close incidents with close_incident()' USING ERRCODE = '22023';
+    END IF;
+    UPDATE secpolicy.incidents x
+       SET status = coalesce(update_incident.status, x.status),
+           severity = coalesce(update_incident.severity, x.severity),
+           description = CASE WHEN update_incident.note IS NULL THEN x.description
+                              ELSE concat_ws(E'\n', x.description,
+                                             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC": ')
+                                             || update_incident.note) END,
+           regulator_notified_at = coalesce(update_incident.regulator_notified_at, x.regulator_notified_at),
+           subjects_notified_at = coalesce(update_incident.subjects_notified_at, x.subjects_notified_at),
+           personal_data_breach = coalesce(update_incident.personal_data_breach, x.personal_data_breach),
+           updated_at = now()
+     WHERE x.id = i.id
+    RETURNING * INTO i;
+    PERFORM secpolicy.audit('incident_updated', NULL, NULL, update_incident.note,
+                            jsonb_strip_nulls(jsonb_build_object('incident', i.id, 'status', update_incident.status,
+                                'severity', update_incident.severity,
+                                'regulator_notified_at', update_incident.regulator_notified_at,
+                                'subjects_notified_at', update_incident.subjects_notified_at)));
+    RETURN i;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.update_incident(bigint, text, text, text, timestamptz, timestamptz, boolean) IS
+    'Moves an open incident along (status, severity, a note) and records when the regulator and the affected people were notified.';
+REVOKE ALL ON FUNCTION secpolicy.update_incident(bigint, text, text, text, timestamptz, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.update_incident(bigint, text, text, text, timestamptz, timestamptz, boolean)
+    TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.close_incident(incident_id bigint, resolution text) RETURNS secpolicy.incidents
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    i secpolicy.incidents;
+BEGIN
+    PERFORM secpolicy.require_reason(close_incident.resolution);
+    UPDATE secpolicy.incidents x
+       SET status = 'closed', closed_at = now(), resolution = close_incident.resolution, updated_at = now()
+     WHERE x.id = close_incident.incident_id AND x.status <> 'closed'
+    RETURNING * INTO i;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'incident % does not exist or is already closed', close_incident.incident_id
+            USING ERRCODE = '55000';
+    END IF;
+    PERFORM secpolicy.audit('incident_closed', NULL, NULL, close_incident.resolution,
+                            jsonb_build_object('incident', i.id));
+    RETURN i;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.close_incident(bigint, text) IS 'Closes an incident with its resolution.';
+REVOKE ALL ON FUNCTION secpolicy.close_incident(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.close_incident(bigint, text) TO secpolicy_admin;
+
+CREATE VIEW secpolicy.incidents_due WITH (security_barrier) AS
+    SELECT i.id, i.kind, i.severity, i.status, i.title, i.detected_at,
+           i.detected_at + interval '72 hours' AS regulator_deadline,
+           i.detected_at + interval '72 hours' - now() AS time_left,
+           CASE WHEN now() > i.detected_at + interval '72 hours' THEN 'overdue'
+                WHEN now() > i.detected_at + interval '48 hours' THEN 'due_soon'
+                ELSE 'pending' END AS deadline_state,
+           cardinality(i.affected_usernames) AS affected_accounts
+      FROM secpolicy.incidents i
+     WHERE i.personal_data_breach AND i.regulator_notified_at IS NULL;
+COMMENT ON VIEW secpolicy.incidents_due IS
+    'Personal-data-breach incidents not yet reported to the regulator, with the 72-hour deadline: pending, due_soon (< 24 h left) or overdue.';
+GRANT SELECT ON secpolicy.incidents_due TO secpolicy_admin, secpolicy_analyst;
+
+-- The four patterns, over the attempts of [until - detection_window, until).
+CREATE FUNCTION secpolicy.attack_patterns(until timestamptz DEFAULT NULL)
+    RETURNS TABLE (kind text, subject text, failures bigint, first_at timestamptz, last_at timestamptz,
+                   usernames text[], user_ids bigint[], sources inet[])
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pol secpolicy.policy;
+    hi timestamptz := coalesce(attack_patterns.until, now());
+    lo timestamptz;
+BEGIN
+    SELECT * INTO pol FROM secpolicy.policy;
+    lo := hi - pol.detection_window;
+    RETURN QUERY
+    WITH w AS (
+        SELECT a.attempted_at, a.id, a.user_id, lower(a.username) AS name, a.client_addr, a.success, a.outcome
+          FROM secpolicy.login_attempts a
+         WHERE a.attempted_at >= lo AND a.attempted_at < hi AND a.username IS NOT NULL
+    ), f AS (
+        SELECT * FROM w WHERE NOT w.success
+    )
+    -- password spraying: one source, many usernames
+    SELECT 'password_spraying', host(f.client_addr), count(*), min(f.attempted_at), max(f.attempted_at),
+           array_agg(DISTINCT f.name), array_remove(array_agg(DISTINCT f.user_id), NULL),
+           ARRAY[f.client_addr]
+      FROM f WHERE f.client_addr IS NOT NULL
+     GROUP BY f.client_addr
+    HAVING count(DISTINCT f.name) >= pol.spray_min_accounts
+    UNION ALL
+    -- credential stuffing: one username, many sources
+    SELECT 'credential_stuffing', f.name, count(*), min(f.attempted_at), max(f.attempted_at),
+           ARRAY[f.name], array_remove(array_agg(DISTINCT f.user_id), NULL),
+           array_agg(DISTINCT f.client_addr) FILTER (WHERE f.client_addr IS NOT NULL)
+      FROM f
+     GROUP BY f.name
+    HAVING count(DISTINCT f.client_addr) >= pol.stuffing_min_sources
+    UNION ALL
+    -- brute force: many failures on one username
+    SELECT 'brute_force', f.name, count(*), min(f.attempted_at), max(f.attempted_at),
+           ARRAY[f.name], array_remove(array_agg(DISTINCT f.user_id), NULL),
+           coalesce(array_agg(DISTINCT f.client_addr) FILTER (WHERE f.client_addr IS NOT NULL), '{}')
+      FROM f
+     GROUP BY f.name
+    HAVING count(*) >= pol.brute_force_min_failures
+    UNION ALL
+    -- possible compromise: a complete login right after a run of failures
+    SELECT 'compromise_suspected', s.name, s.run, s.run_start, s.attempted_at,
+           ARRAY[s.name], ARRAY[s.user_id], coalesce(s.sources, '{}')
+      FROM (
+        SELECT w.*,
+               (SELECT count(*) FROM w p
+                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at
+                   AND p.attempted_at > coalesce((SELECT max(q.attempted_at) FROM w q
+                                                   WHERE q.user_id = w.user_id AND q.outcome = 'ok'
+                                                     AND q.attempted_at < w.attempted_at), '-infinity'))
+                   AS run,
+               (SELECT min(p.attempted_at) FROM w p
+                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at) AS run_start,
+               (SELECT array_agg(DISTINCT p.client_addr) FILTER (WHERE p.client_addr IS NOT NULL) FROM w p
+                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at) AS sources
+          FROM w
+         WHERE w.outcome = 'ok' AND w.user_id IS NOT NULL
+      ) s
+     WHERE s.run >= pol.compromise_min_failures;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.attack_patterns(timestamptz) IS
+    'Password spraying, credential stuffing, brute force and possible compromise found in the detection window ending at until (default now).';
+REVOKE ALL ON FUNCTION secpolicy.attack_patterns(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.attack_patterns(timestamptz) TO secpolicy_analyst, secpolicy_admin;
+
+-- Record what attack_patterns() finds as incidents, one open incident per
+-- pattern and subject (a repeat detection updates it).  For a scheduler.
+CREATE FUNCTION secpolicy.detect_attacks(until timestamptz DEFAULT NULL)
+    RETURNS TABLE (incident_id bigint, kind text, subject text, new_incident boolean)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+    key text;
+    existing bigint;
+BEGIN
+    FOR p IN SELECT * FROM secpolicy.attack_patterns(detect_attacks.until) LOOP
+        key := p.kind || ':' || p.subject;
+        SELECT i.id INTO existing FROM secpolicy.incidents i
+         WHERE i.dedup_key = key AND i.status <> 'closed' FOR UPDATE;
+        IF FOUND THEN
+            UPDATE secpolicy.incidents i
+               SET evidence = jsonb_build_object('failures', p.failures, 'first_at', p.first_at,
+                                                 'last_at', p.last_at, 'sources', p.sources),
+                   affected_usernames = ARRAY(SELECT DISTINCT x FROM unnest(i.affected_usernames || p.usernames) x ORDER BY 1),
+                   affected_user_ids = ARRAY(SELECT DISTINCT x FROM unnest(i.affected_user_ids || p.user_ids) x ORDER BY 1),
+                   source_addrs = ARRAY(SELECT DISTINCT x FROM unnest(i.source_addrs || p.sources) x ORDER BY 1),
+                   updated_at = now()
+             WHERE i.id = existing;
+            incident_id := existing;
+            new_incident := false;
+        ELSE
+            INSERT INTO secpolicy.incidents (kind, severity, title, description, detected_at,
+                                             affected_usernames, affected_user_ids, source_addrs,
+                                             personal_data_breach, dedup_key, evidence, opened_by)
+            VALUES (p.kind,
+                    CASE p.kind WHEN 'compromise_suspected' THEN 'high' WHEN 'credential_stuffing' THEN 'high'
+                                ELSE 'medium' END,
+                    replace(p.kind, '_', ' ') || ': ' || p.subject,
+                    format('%s failures between %s and %s', p.failures, p.first_at, p.last_at),
+                    p.last_at, p.usernames, p.user_ids, p.sources,
+                    p.kind = 'compromise_suspected', key,
+                    jsonb_build_object('failures', p.failures, 'first_at', p.first_at, 'last_at', p.last_at,
+                                       'sources', p.sources),
+                    'secpolicy.detect_attacks')
+            RETURNING incidents.id INTO incident_id;
+            new_incident := true;
+        END IF;
+        kind := p.kind;
+        subject := p.subject;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.detect_attacks(timestamptz) IS
+    'Runs attack_patterns() and opens (or updates) one incident per pattern and subject; returns what it found.';
+REVOKE ALL ON FUNCTION secpolicy.detect_attacks(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.detect_attacks(timestamptz) TO secpolicy_admin;

@@ -1,0 +1,144 @@
+-- Retention and housekeeping: one maintain() call to schedule (pg_cron where
+-- installed: see schedule_maintenance()).
+
+ALTER TABLE secpolicy.policy
+    ADD COLUMN attempt_retention interval DEFAULT '400 days'
+        CHECK (attempt_retention >= interval '1 day'),
+    ADD COLUMN pseudonymise_after interval DEFAULT '90 days'
+        CHECK (pseudonymise_after >= interval '1 day');
+COMMENT ON COLUMN secpolicy.policy.attempt_retention IS
+    'Attempts older than this are dropped (whole daily partitions); NULL keeps them forever.';
+COMMENT ON COLUMN secpolicy.policy.pseudonymise_after IS
+    'Attempts older than this lose their user agent and keep only the network of their address (/24 IPv4, /48 IPv6); NULL never.';
+
+CREATE TABLE secpolicy.maintenance_state (
+    singleton boolean NOT NULL DEFAULT true PRIMARY KEY CHECK (singleton),
+    pseudonymised_until timestamptz NOT NULL DEFAULT '-infinity',
+    last_run_at timestamptz
+);
+COMMENT ON TABLE secpolicy.maintenance_state IS
+    'Internal: how far pseudonymisation has got, and when maintain() last ran.';
+INSERT INTO secpolicy.maintenance_state DEFAULT VALUES;
+
+-- The network part of an address, as kept after pseudonymisation.
+CREATE FUNCTION secpolicy.pseudonymise_addr(addr inet) RETURNS inet
+    LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT network(set_masklen(addr, CASE WHEN family(addr) = 4 THEN least(masklen(addr), 24)
+                                          ELSE least(masklen(addr), 48) END));
+$$;
+COMMENT ON FUNCTION secpolicy.pseudonymise_addr(inet) IS
+    'An address cut to its /24 (IPv4) or /48 (IPv6) network.';
+REVOKE ALL ON FUNCTION secpolicy.pseudonymise_addr(inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.pseudonymise_addr(inet) TO secpolicy_admin, secpolicy_analyst;
+
+-- Drop the daily partitions that lie wholly before now - attempt_retention
+-- (each drop is O(1)), delete such rows from the default partition, and
+-- pseudonymise the rows that crossed pseudonymise_after since the last run.
+CREATE FUNCTION secpolicy.apply_retention(OUT dropped_partitions integer, OUT deleted_rows bigint,
+                                          OUT pseudonymised_rows bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pol secpolicy.policy;
+    cutoff timestamptz;
+    part record;
+    done_until timestamptz;
+BEGIN
+    SELECT * INTO pol FROM secpolicy.policy;
+    dropped_partitions := 0;
+    deleted_rows := 0;
+    pseudonymised_rows := 0;
+
+    IF pol.attempt_retention IS NOT NULL THEN
+        cutoff := now() - pol.attempt_retention;
+        FOR part IN
+            SELECT c.oid::regclass AS rel,
+                   (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS upper_bound
+              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'secpolicy.login_attempts'::regclass
+               AND c.oid <> 'secpolicy.login_attempts_default'::regclass
+        LOOP
+            IF part.upper_bound <= cutoff THEN
+                EXECUTE format('DROP TABLE %s', part.rel);
+                dropped_partitions := dropped_partitions + 1;
+            END IF;
+        END LOOP;
+        WITH d AS (DELETE FROM secpolicy.login_attempts_default a WHERE a.attempted_at < cutoff RETURNING 1)
+        SELECT count(*) INTO deleted_rows FROM d;
+    END IF;
+
+    IF pol.pseudonymise_after IS NOT NULL THEN
+        cutoff := now() - pol.pseudonymise_after;
+        SELECT m.pseudonymised_until INTO done_until FROM secpolicy.maintenance_state m FOR UPDATE;
+        IF cutoff > done_until THEN
+            WITH p AS (
+                UPDATE secpolicy.login_attempts a
+                   SET client_addr = secpolicy.pseudonymise_addr(a.client_addr), user_agent = NULL
+                 WHERE a.attempted_at >= done_until AND a.attempted_at < cutoff
+                   AND (a.user_agent IS NOT NULL
+                        OR a.client_addr IS DISTINCT FROM secpolicy.pseudonymise_addr(a.client_addr))
+                RETURNING 1)
+            SELECT count(*) INTO pseudonymised_rows FROM p;
+            UPDATE secpolicy.maintenance_state SET pseudonymised_until = cutoff;
+        END IF;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.apply_retention() IS
+    'Drops attempt partitions older than attempt_retention and pseudonymises attempts older than pseudonymise_after.';
+REVOKE ALL ON FUNCTION secpolicy.apply_retention() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.apply_retention() TO secpolicy_admin;
+
+-- Everything periodic, in one call: partitions ahead, retention, expired
+-- sessions, spent challenges and reset tokens, attack detection.
+CREATE FUNCTION secpolicy.maintain() RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb := '{}';
+    r record;
+    n bigint;
+BEGIN
+    result := result || jsonb_build_object('partitions_created', secpolicy.create_attempt_partitions(7));
+    SELECT * INTO r FROM secpolicy.apply_retention();
+    result := result || to_jsonb(r);
+    SELECT * INTO r FROM secpolicy.expire_sessions();
+    result := result || jsonb_build_object('sessions_expired', r.expired, 'sessions_deleted', r.deleted);
+    WITH d AS (DELETE FROM secpolicy.mfa_challenges c
+                WHERE c.expires_at < now() - interval '1 day' RETURNING 1)
+    SELECT count(*) INTO n FROM d;
+    result := result || jsonb_build_object('challenges_deleted', n);
+    WITH d AS (DELETE FROM secpolicy.password_resets pr
+                WHERE pr.expires_at < now() - interval '30 days' RETURNING 1)
+    SELECT count(*) INTO n FROM d;
+    result := result || jsonb_build_object('reset_tokens_deleted', n);
+    SELECT count(*) FILTER (WHERE d.new_incident) INTO n FROM secpolicy.detect_attacks() d;
+    result := result || jsonb_build_object('incidents_opened', n);
+    UPDATE secpolicy.maintenance_state SET last_run_at = now();
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.maintain() IS
+    'Periodic housekeeping (run every few minutes): partitions, retention, session expiry, token clean-up, attack detection.';
+REVOKE ALL ON FUNCTION secpolicy.maintain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.maintain() TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.schedule_maintenance(schedule text DEFAULT '*/5 * * * *') RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database' USING ERRCODE = '55000',
+            HINT = 'Install pg_cron, or call SELECT secpolicy.maintain() every few minutes from another scheduler.';
+    END IF;
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+        USING 'secpolicy-maintain', schedule, 'SELECT secpolicy.maintain()';
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.schedule_maintenance(text) IS
+    'Schedules maintain() with pg_cron (job secpolicy-maintain); raises 55000 when pg_cron is absent.';
+REVOKE ALL ON FUNCTION secpolicy.schedule_maintenance(text) FROM PUBLIC;
