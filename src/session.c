@@ -1,26 +1,81 @@
 /*
  * session.c
- *		The session that the current transaction has proven with
- *		session_touch(), for row-level security policies and views.
+ *		The session hot path: session_touch(), and the session proven in the
+ *		current transaction (current_session_user(), current_session_id()).
  *
- * The value lives in backend memory, tagged with the local transaction id
- * that set it, so it vanishes when the transaction ends and cannot be forged
- * with SET (a custom setting could be).
+ * session_touch() is called on every request of a busy application, so it
+ * does no SQL: it probes secpolicy.sessions through its unique index on the
+ * token digest and reads the policy row directly.  It is not SECURITY
+ * DEFINER and resolves nothing through search_path (relations are found by
+ * schema and name), so the caller's search_path cannot influence it; only
+ * secpolicy_app may execute it.  The rare writes (last_seen_at at most once
+ * per session_touch_interval, and ending an expired session) go through
+ * secpolicy.session_mark(), a SECURITY DEFINER SQL function with a pinned
+ * search_path, called through fmgr.
+ *
+ * The proven session lives in backend memory, tagged with the local
+ * transaction id that set it, so it vanishes when the transaction ends and
+ * cannot be forged with SET (a custom setting could be).
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include <sodium.h>
 
 #include "secpolicy.h"
 
+PG_FUNCTION_INFO_V1(secpolicy_session_touch);
 PG_FUNCTION_INFO_V1(secpolicy_set_current_session);
 PG_FUNCTION_INFO_V1(secpolicy_current_session_user);
 PG_FUNCTION_INFO_V1(secpolicy_current_session_id);
 
+/* Longest token accepted; real ones are 47 characters. */
+#define MAX_TOKEN_LENGTH	128
+
 static int64 current_user_id = 0;
 static int64 current_session_id = 0;
 static LocalTransactionId current_lxid = InvalidLocalTransactionId;
+
+/* What session_touch reads of a session row. */
+typedef struct SessionRow
+{
+	int64		user_id;
+	int64		id;
+	TimestampTz created_at;
+	TimestampTz last_seen_at;
+	bool		ended;
+	char	   *end_reason;
+} SessionRow;
+
+/* The policy settings session_touch needs. */
+typedef struct SessionPolicy
+{
+	Interval   *idle_timeout;
+	Interval   *max_lifetime;
+	Interval   *touch_interval;
+} SessionPolicy;
 
 /* This backend's local transaction id (its place moved in PostgreSQL 17). */
 static LocalTransactionId
@@ -33,18 +88,210 @@ local_xid(void)
 #endif
 }
 
+/* Remember (or, with user_id 0, forget) the session proven in this transaction. */
+static void
+set_current(int64 user_id, int64 session_id)
+{
+	current_user_id = user_id;
+	current_session_id = session_id;
+	current_lxid = user_id != 0 ? local_xid() : InvalidLocalTransactionId;
+}
+
+/* OID of relation secpolicy.<name>; raises if the extension is not installed. */
+static Oid
+secpolicy_relid(const char *name)
+{
+	Oid			nsp = get_namespace_oid("secpolicy", false);
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation secpolicy.%s does not exist", name)));
+	return relid;
+}
+
+/* Attribute number of column `name`, raising if absent. */
+static AttrNumber
+column(Relation rel, const char *name)
+{
+	AttrNumber	att = get_attnum(RelationGetRelid(rel), name);
+
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "column %s.%s does not exist", RelationGetRelationName(rel), name);
+	return att;
+}
+
+/* Read the session settings from the policy row. */
+static void
+read_policy(SessionPolicy *pol)
+{
+	Relation	rel = table_open(secpolicy_relid("policy"), AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	HeapTuple	tup = heap_getnext(scan, ForwardScanDirection);
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+
+	if (tup == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("secpolicy.policy has no row")));
+	pol->idle_timeout = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_idle_timeout"),
+																 desc, &isnull), false, sizeof(Interval)));
+	pol->max_lifetime = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_max_lifetime"),
+																 desc, &isnull), false, sizeof(Interval)));
+	pol->touch_interval = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_touch_interval"),
+																   desc, &isnull), false, sizeof(Interval)));
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/* Find a session by the digest of its token; false when there is none. */
+static bool
+find_session(bytea *digest, SessionRow *row)
+{
+	Relation	rel = table_open(secpolicy_relid("sessions"), AccessShareLock);
+	Relation	idx = index_open(secpolicy_relid("sessions_token_key"), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found = false;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_BYTEAEQ, PointerGetDatum(digest));
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		reason;
+
+		found = true;
+		row->user_id = DatumGetInt64(slot_getattr(slot, column(rel, "user_id"), &isnull));
+		row->id = DatumGetInt64(slot_getattr(slot, column(rel, "id"), &isnull));
+		row->created_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, "created_at"), &isnull));
+		row->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, "last_seen_at"), &isnull));
+		(void) slot_getattr(slot, column(rel, "ended_at"), &isnull);
+		row->ended = !isnull;
+		reason = slot_getattr(slot, column(rel, "end_reason"), &isnull);
+		row->end_reason = isnull ? NULL : TextDatumGetCString(reason);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* timestamp + interval, with the calendar arithmetic SQL uses. */
+static TimestampTz
+plus(TimestampTz t, Interval *i)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(t), IntervalPGetDatum(i)));
+}
+
+/*
+ * Call secpolicy.session_mark(user_id, session_id, action, at): the SECURITY
+ * DEFINER writer.  Returns its status ('active', 'expired' or 'revoked').
+ */
+static char *
+session_mark(const SessionRow *row, const char *action, TimestampTz at)
+{
+	Oid			argtypes[4] = {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Oid			mark_oid;
+	Datum		result;
+
+	/* looked up at each (rare) write: the extension may have been re-created */
+	mark_oid = LookupFuncName(list_make2(makeString("secpolicy"), makeString("session_mark")),
+							  4, argtypes, false);
+	result = OidFunctionCall4(mark_oid, Int64GetDatum(row->user_id), Int64GetDatum(row->id),
+							  CStringGetTextDatum(action), TimestampTzGetDatum(at));
+	return TextDatumGetCString(result);
+}
+
+/* Build the (status, user_id, idle_expires_at) result. */
+static Datum
+touch_result(FunctionCallInfo fcinfo, const char *status, int64 user_id, TimestampTz idle_expires)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, user_id == 0, idle_expires == 0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "session_touch must return a composite type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = CStringGetTextDatum(status);
+	values[1] = Int64GetDatum(user_id);
+	values[2] = TimestampTzGetDatum(idle_expires);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * session_touch(session_token text) returns secpolicy.session_status:
+ * active (and the idle deadline moves), expired, revoked or unknown.
+ */
+Datum
+secpolicy_session_touch(PG_FUNCTION_ARGS)
+{
+	text	   *token;
+	bytea	   *digest;
+	SessionRow	row;
+	SessionPolicy pol;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz idle_deadline,
+				life_deadline;
+	char	   *status;
+
+	if (PG_ARGISNULL(0))
+		return touch_result(fcinfo, "unknown", 0, 0);
+	token = PG_GETARG_TEXT_PP(0);
+	if (VARSIZE_ANY_EXHDR(token) > MAX_TOKEN_LENGTH)
+		return touch_result(fcinfo, "unknown", 0, 0);
+
+	digest = palloc(VARHDRSZ + crypto_hash_sha256_BYTES);
+	SET_VARSIZE(digest, VARHDRSZ + crypto_hash_sha256_BYTES);
+	crypto_hash_sha256((unsigned char *) VARDATA(digest),
+					   (const unsigned char *) VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
+
+	if (!find_session(digest, &row))
+		return touch_result(fcinfo, "unknown", 0, 0);
+	if (row.ended)
+		return touch_result(fcinfo,
+							row.end_reason && (strcmp(row.end_reason, "idle") == 0 ||
+											   strcmp(row.end_reason, "lifetime") == 0)
+							? "expired" : "revoked",
+							row.user_id, 0);
+
+	read_policy(&pol);
+	idle_deadline = plus(row.last_seen_at, pol.idle_timeout);
+	life_deadline = plus(row.created_at, pol.max_lifetime);
+	if (now > life_deadline || now > idle_deadline)
+	{
+		(void) session_mark(&row, now > life_deadline ? "lifetime" : "idle", now);
+		return touch_result(fcinfo, "expired", row.user_id, 0);
+	}
+
+	/* coalesced write: at most once per session_touch_interval */
+	if (now >= plus(row.last_seen_at, pol.touch_interval) && now > row.last_seen_at)
+	{
+		status = session_mark(&row, "touch", now);
+		if (strcmp(status, "active") != 0)
+			return touch_result(fcinfo, status, row.user_id, 0);
+		idle_deadline = plus(now, pol.idle_timeout);
+	}
+
+	set_current(row.user_id, row.id);
+	return touch_result(fcinfo, "active", row.user_id, Min(idle_deadline, life_deadline));
+}
+
 /* set_current_session(user_id bigint, session_id bigint): internal; NULLs clear it */
 Datum
 secpolicy_set_current_session(PG_FUNCTION_ARGS)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-	{
-		current_lxid = InvalidLocalTransactionId;
-		PG_RETURN_VOID();
-	}
-	current_user_id = PG_GETARG_INT64(0);
-	current_session_id = PG_GETARG_INT64(1);
-	current_lxid = local_xid();
+		set_current(0, 0);
+	else
+		set_current(PG_GETARG_INT64(0), PG_GETARG_INT64(1));
 	PG_RETURN_VOID();
 }
 

@@ -105,57 +105,49 @@ COMMENT ON FUNCTION secpolicy.start_session(bigint, inet, text, boolean) IS
     'Internal: open a session (ending the oldest beyond max_sessions_per_user) and return its token.';
 REVOKE ALL ON FUNCTION secpolicy.start_session(bigint, inet, text, boolean) FROM PUBLIC;
 
--- The hot path.  One index probe by digest; last_seen_at is written at most
--- once per session_touch_interval, and when this write is the transaction's
--- only one it skips the WAL flush wait: losing it can only make the session
--- look idle sooner.
-CREATE FUNCTION secpolicy.session_touch(session_token text) RETURNS secpolicy.session_status
+-- Internal: the writes of session_touch(): record activity ('touch') or end
+-- an expired session ('idle', 'lifetime').  Returns the session's status
+-- afterwards.  A touch that is the transaction's only write skips the wait
+-- for the WAL flush: losing it can only make the session look idle sooner.
+CREATE FUNCTION secpolicy.session_mark(user_id bigint, session_id bigint, action text, at timestamptz)
+    RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s secpolicy.sessions;
-    pol secpolicy.policy;
-    t timestamptz := now();
+    reason text;
 BEGIN
-    IF session_token IS NULL OR length(session_token) > 128 THEN
-        RETURN ROW('unknown', NULL, NULL)::secpolicy.session_status;
-    END IF;
-    SELECT * INTO s FROM secpolicy.sessions x WHERE x.token_digest = secpolicy.token_digest(session_token);
-    IF NOT FOUND THEN
-        RETURN ROW('unknown', NULL, NULL)::secpolicy.session_status;
-    END IF;
-    IF s.ended_at IS NOT NULL THEN
-        RETURN ROW(CASE WHEN s.end_reason IN ('idle', 'lifetime') THEN 'expired' ELSE 'revoked' END,
-                   s.user_id, NULL)::secpolicy.session_status;
-    END IF;
-
-    SELECT * INTO pol FROM secpolicy.policy;
-    IF t - s.last_seen_at > pol.session_idle_timeout OR t - s.created_at > pol.session_max_lifetime THEN
-        UPDATE secpolicy.sessions x
-           SET ended_at = t,
-               end_reason = CASE WHEN t - s.created_at > pol.session_max_lifetime THEN 'lifetime' ELSE 'idle' END
-         WHERE x.user_id = s.user_id AND x.id = s.id AND x.ended_at IS NULL;
-        RETURN ROW('expired', s.user_id, NULL)::secpolicy.session_status;
-    END IF;
-
-    IF t - s.last_seen_at >= pol.session_touch_interval THEN
+    IF action = 'touch' THEN
         IF pg_current_xact_id_if_assigned() IS NULL THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         END IF;
-        UPDATE secpolicy.sessions x SET last_seen_at = t
-         WHERE x.user_id = s.user_id AND x.id = s.id AND x.ended_at IS NULL;
-        IF NOT FOUND THEN
-            -- ended by a concurrent logout or revocation
-            RETURN ROW('revoked', s.user_id, NULL)::secpolicy.session_status;
+        UPDATE secpolicy.sessions s SET last_seen_at = session_mark.at
+         WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id AND s.ended_at IS NULL;
+        IF FOUND THEN
+            RETURN 'active';
         END IF;
-        s.last_seen_at := t;
+    ELSIF action IN ('idle', 'lifetime') THEN
+        UPDATE secpolicy.sessions s SET ended_at = session_mark.at, end_reason = session_mark.action
+         WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id AND s.ended_at IS NULL;
+    ELSE
+        RAISE EXCEPTION 'unknown session action "%"', action USING ERRCODE = '22023';
     END IF;
-
-    PERFORM secpolicy.set_current_session(s.user_id, s.id);
-    RETURN ROW('active', s.user_id,
-               least(s.last_seen_at + pol.session_idle_timeout, s.created_at + pol.session_max_lifetime))::secpolicy.session_status;
+    -- ended meanwhile (or just now): say how
+    SELECT s.end_reason INTO reason FROM secpolicy.sessions s
+     WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id;
+    RETURN CASE WHEN reason IN ('idle', 'lifetime') THEN 'expired' ELSE 'revoked' END;
 END
 $$;
+COMMENT ON FUNCTION secpolicy.session_mark(bigint, bigint, text, timestamptz) IS
+    'Internal: the writes of session_touch() (activity, or the end of an expired session).';
+REVOKE ALL ON FUNCTION secpolicy.session_mark(bigint, bigint, text, timestamptz) FROM PUBLIC;
+
+-- The hot path, in C: one index probe by digest and a read of the policy
+-- row, no SQL; last_seen_at is written at most once per session_touch_interval
+-- through session_mark().  Not SECURITY DEFINER: it reads its relations
+-- directly (no search_path lookups), so only EXECUTE is granted.
+CREATE FUNCTION secpolicy.session_touch(session_token text) RETURNS secpolicy.session_status
+    AS 'MODULE_PATHNAME', 'secpolicy_session_touch'
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE;
 COMMENT ON FUNCTION secpolicy.session_touch(text) IS
     'Checks a session token and records activity: active (idle deadline extended), expired, revoked or unknown.';
 REVOKE ALL ON FUNCTION secpolicy.session_touch(text) FROM PUBLIC;
