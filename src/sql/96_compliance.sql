@@ -99,6 +99,12 @@ BEGIN
                                     WHERE r.user_id = u.id AND r.used_at IS NULL AND r.revoked_at IS NULL
                                       AND r.expires_at > now()))
         UNION ALL
+        SELECT 'Shared credentials are changed after a holder leaves',
+               format('%s shared credentials', (SELECT count(*) FROM secpolicy.shared_credentials)),
+               'no credential still due for rotation', true,
+               (SELECT count(*) FROM secpolicy.shared_credentials),
+               (SELECT count(*) FROM secpolicy.shared_credentials c WHERE c.rotation_due_at IS NULL)
+        UNION ALL
         SELECT 'Failed authentication attempts are logged and reported',
                format('retention %s', coalesce(pol.attempt_retention::text, 'forever')),
                'every attempt kept at least 90 days',
