@@ -107,7 +107,7 @@ sp_custom_blocklist_hit(const char *lower_password, size_t len)
 	if (custom_plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare("SELECT 1 FROM secpolicy.password_blocklist"
-									   " WHERE pg_catalog.strpos($1, word) > 0 LIMIT 1",
+									   " WHERE pg_catalog.strpos($1, word) OPERATOR(pg_catalog.>) 0 LIMIT 1",
 									   1, argtypes);
 
 		if (plan == NULL)

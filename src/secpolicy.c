@@ -25,6 +25,7 @@ _PG_init(void)
 				 errmsg("could not initialise libsodium")));
 
 	sp_hash_init();
+	sp_trigger_init();
 	sp_totp_init();
 	sp_seal_init();
 	sp_logfilter_init();

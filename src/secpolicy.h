@@ -74,8 +74,11 @@ typedef enum SpHashWriteMode
 {
 	SP_WRITE_DEFAULT = 0,		/* an argon2id string is kept, anything else hashed */
 	SP_WRITE_PLAINTEXT,			/* the value is plaintext: check and hash */
-	SP_WRITE_REHASH				/* a fresh hash of the same password */
+	SP_WRITE_REHASH,			/* a fresh hash of the same password */
+	SP_WRITE_IMPORT				/* an argon2id hash made elsewhere */
 } SpHashWriteMode;
+
+extern void sp_trigger_init(void);
 
 /* totp.c */
 extern void sp_totp_init(void);

@@ -241,6 +241,7 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	TimestampTz idle_deadline,
 				life_deadline;
 	char	   *status;
+	bool		found;
 
 	if (PG_ARGISNULL(0))
 		return touch_result(fcinfo, "unknown", 0, 0);
@@ -253,7 +254,20 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	crypto_hash_sha256((unsigned char *) VARDATA(digest),
 					   (const unsigned char *) VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
 
-	if (!find_session(digest, &row))
+	/*
+	 * Read with a snapshot of our own that sees everything this transaction
+	 * has done so far, as a volatile SQL function would (a session created by
+	 * login() earlier in the same statement is found).
+	 */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	found = find_session(digest, &row);
+	if (found && !row.ended)
+		read_policy(&pol);
+	PopActiveSnapshot();
+
+	if (!found)
 		return touch_result(fcinfo, "unknown", 0, 0);
 	if (row.ended)
 		return touch_result(fcinfo,
@@ -262,7 +276,6 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 							? "expired" : "revoked",
 							row.user_id, 0);
 
-	read_policy(&pol);
 	idle_deadline = plus(row.last_seen_at, pol.idle_timeout);
 	life_deadline = plus(row.created_at, pol.max_lifetime);
 	if (now > life_deadline || now > idle_deadline)

@@ -16,6 +16,11 @@
  * value to be treated as plaintext, so a user cannot smuggle in a hash of a
  * weak password as a "new password".  A transparent rehash at login goes
  * through write_password(..., 'rehash'), which keeps history and age.
+ *
+ * On an application table every value is plaintext, except that a superuser
+ * migrating the table may set secpolicy.allow_hash_import to store values
+ * that already are argon2id strings.  The history column belongs to the
+ * trigger: edits by hand are undone.
  */
 #include "postgres.h"
 
@@ -25,7 +30,9 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/guc.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -41,6 +48,21 @@ PG_FUNCTION_INFO_V1(secpolicy_write_password);
 
 /* How the users trigger treats the next write; set only by write_password(). */
 static SpHashWriteMode write_mode = SP_WRITE_DEFAULT;
+
+/* secpolicy.allow_hash_import: a superuser's migration of an application table. */
+static bool allow_hash_import = false;
+
+/* Define the module's settings. */
+void
+sp_trigger_init(void)
+{
+	DefineCustomBoolVariable("secpolicy.allow_hash_import",
+							 gettext_noop("Lets password_policy_trigger store values that already are argon2id hashes."),
+							 gettext_noop("For migrating an application table; honoured only for superusers."),
+							 &allow_hash_import, false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+}
 
 static SPIPlanPtr history_select_plan = NULL;
 static SPIPlanPtr history_insert_plan = NULL;
@@ -196,7 +218,7 @@ users_previous_hashes(int64 user_id, const char *current, int depth, const char 
 
 	keep_plan(&history_select_plan,
 			  "SELECT password_hash FROM secpolicy.password_history"
-			  " WHERE user_id = $1 ORDER BY id DESC LIMIT $2", 2, argtypes);
+			  " WHERE user_id OPERATOR(pg_catalog.=) $1 ORDER BY id DESC LIMIT $2", 2, argtypes);
 	args[0] = Int64GetDatum(user_id);
 	args[1] = Int32GetDatum(depth - n);
 	if (SPI_execute_plan(history_select_plan, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -226,8 +248,9 @@ users_push_history(int64 user_id, Datum old_hash, int depth)
 	}
 
 	keep_plan(&history_prune_plan,
-			  "DELETE FROM secpolicy.password_history h WHERE h.user_id = $1 AND h.id < ALL ("
-			  " SELECT k.id FROM secpolicy.password_history k WHERE k.user_id = $1"
+			  "DELETE FROM secpolicy.password_history h WHERE h.user_id OPERATOR(pg_catalog.=) $1"
+			  " AND h.id OPERATOR(pg_catalog.<) ALL ("
+			  " SELECT k.id FROM secpolicy.password_history k WHERE k.user_id OPERATOR(pg_catalog.=) $1"
 			  " ORDER BY k.id DESC LIMIT $2)", 2, pruneargs);
 	/* with LIMIT 0, "< ALL (empty)" is true: every stored hash goes */
 	args[0] = Int64GetDatum(user_id);
@@ -289,6 +312,11 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(newtup);
 	}
 	user_id = DatumGetInt64(SPI_getbinval(newtup, RelationGetDescr(rel), id_att, &isnull));
+
+	if (write_mode == SP_WRITE_IMPORT && !datum_is_argon2id(newval))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("not an acceptable argon2id hash")));
 
 	/* a rehash is the same password at a new cost: history and age stay */
 	if (write_mode == SP_WRITE_REHASH)
@@ -369,26 +397,27 @@ secpolicy_password_policy_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = trigger_context(fcinfo, "password_policy_trigger");
 	Relation	rel = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
 	char	  **tgargs = td->tg_trigger->tgargs;
 	int			nargs = td->tg_trigger->tgnargs;
-	HeapTuple	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	HeapTuple	newtup = is_update ? td->tg_newtuple : td->tg_trigtuple;
 	int			pw_att,
 				user_att = 0,
 				hist_att = 0;
 	Datum		newval,
-				oldval = (Datum) 0;
-	bool		oldnull = true;
+				oldval = (Datum) 0,
+				oldhist = (Datum) 0;
+	bool		oldnull = true,
+				oldhistnull = true;
 	int			cols[2];
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
-	int			ncols = 1;
+	int			ncols = 0;
 	SpPolicy	policy;
 	const char **previous;
 	int			nprevious = 0;
-	Datum	   *hist = NULL;
-	int			nhist = 0;
-	text	   *plain;
-	char	   *hash;
+	Datum		replaced = (Datum) 0;
 	HeapTuple	result;
 
 	if (nargs < 1 || nargs > 3 || tgargs[0][0] == '\0')
@@ -407,56 +436,88 @@ secpolicy_password_policy_trigger(PG_FUNCTION_ARGS)
 	{
 		hist_att = column_number(rel, tgargs[2]);
 		check_text_column(rel, hist_att, TEXTARRAYOID);
+		if (is_update)
+			oldhist = SPI_getbinval(td->tg_trigtuple, desc, hist_att, &oldhistnull);
 	}
 
 	if (!password_changed(td, pw_att, true, &newval, &oldval, &oldnull))
 	{
-		SPI_finish();
-		return PointerGetDatum(newtup);
-	}
-
-	sp_policy_load(&policy);
-	previous = palloc0(sizeof(char *) * (policy.history_depth + 1));
-	if (policy.history_depth > 0 && !oldnull)
-	{
-		bool		histnull = true;
-		Datum		h = (Datum) 0;
-
-		previous[nprevious++] = TextDatumGetCString(oldval);
-		if (hist_att > 0)
-			h = SPI_getbinval(td->tg_trigtuple, RelationGetDescr(rel), hist_att, &histnull);
-		if (!histnull)
+		/* the history belongs to the trigger: a hand edit is undone */
+		if (hist_att == 0)
 		{
-			bool	   *hnulls;
-
-			deconstruct_array(DatumGetArrayTypeP(h), TEXTOID, -1, false, TYPALIGN_INT,
-							  &hist, &hnulls, &nhist);
-			for (int i = 0; i < nhist && nprevious < policy.history_depth; i++)
-				if (!hnulls[i])
-					previous[nprevious++] = TextDatumGetCString(hist[i]);
+			SPI_finish();
+			return PointerGetDatum(newtup);
 		}
-	}
-
-	plain = DatumGetTextPP(newval);
-	hash = enforce_and_hash(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain),
-							user_att > 0 ? row_value(td, user_att) : NULL,
-							previous, nprevious, &policy);
-
-	cols[0] = pw_att;
-	vals[0] = CStringGetTextDatum(hash);
-	if (hist_att > 0)
-	{
-		/* the replaced hash and the newest stored ones, history_depth - 1 in all */
-		int			keep = Max(policy.history_depth - 1, 0);
-		Datum	   *elems = palloc(sizeof(Datum) * (keep + 1));
-		int			n = 0;
-
-		if (!oldnull && n < keep)
-			elems[n++] = oldval;
-		for (int i = 1; i < nprevious && n < keep; i++)
-			elems[n++] = CStringGetTextDatum(previous[i]);
 		cols[ncols] = hist_att;
-		vals[ncols++] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+		vals[ncols] = oldhist;
+		nulls[ncols++] = oldhistnull ? 'n' : ' ';
+	}
+	else if (allow_hash_import && superuser_arg(GetSessionUserId()) && datum_is_argon2id(newval))
+	{
+		/* a superuser's migration: the value already is a hash */
+		cols[ncols] = pw_att;
+		vals[ncols++] = newval;
+	}
+	else
+	{
+		text	   *plain = DatumGetTextPP(newval);
+
+		sp_policy_load(&policy);
+		previous = palloc0(sizeof(char *) * (policy.history_depth + 1));
+		if (!oldnull)
+		{
+			/*
+			 * A table that held plaintext before the trigger was attached: the
+			 * old password is hashed now, so that it is remembered without
+			 * being kept in clear.
+			 */
+			if (datum_is_argon2id(oldval))
+				replaced = oldval;
+			else
+			{
+				text	   *oldplain = DatumGetTextPP(oldval);
+
+				replaced = CStringGetTextDatum(sp_hash_password(VARDATA_ANY(oldplain),
+																VARSIZE_ANY_EXHDR(oldplain),
+																policy.hash_opslimit,
+																policy.hash_memlimit));
+			}
+		}
+		if (policy.history_depth > 0 && !oldnull)
+		{
+			previous[nprevious++] = TextDatumGetCString(replaced);
+			if (!oldhistnull)
+			{
+				Datum	   *hist;
+				bool	   *hnulls;
+				int			nhist;
+
+				deconstruct_array(DatumGetArrayTypeP(oldhist), TEXTOID, -1, false, TYPALIGN_INT,
+								  &hist, &hnulls, &nhist);
+				for (int i = 0; i < nhist && nprevious < policy.history_depth; i++)
+					if (!hnulls[i])
+						previous[nprevious++] = TextDatumGetCString(hist[i]);
+			}
+		}
+
+		cols[ncols] = pw_att;
+		vals[ncols++] = CStringGetTextDatum(enforce_and_hash(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain),
+															 user_att > 0 ? row_value(td, user_att) : NULL,
+															 previous, nprevious, &policy));
+		if (hist_att > 0)
+		{
+			/* the replaced hash and the newest stored ones, history_depth - 1 in all */
+			int			keep = Max(policy.history_depth - 1, 0);
+			Datum	   *elems = palloc(sizeof(Datum) * (keep + 1));
+			int			n = 0;
+
+			if (!oldnull && n < keep)
+				elems[n++] = replaced;
+			for (int i = 1; i < nprevious && n < keep; i++)
+				elems[n++] = CStringGetTextDatum(previous[i]);
+			cols[ncols] = hist_att;
+			vals[ncols++] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+		}
 	}
 
 	result = SPI_modifytuple(rel, newtup, ncols, cols, vals, nulls);
@@ -470,7 +531,9 @@ secpolicy_password_policy_trigger(PG_FUNCTION_ARGS)
  * write_password(user_id bigint, value text, mode text) returns boolean:
  * the flows' only way to set a password.  Mode 'plaintext' checks and hashes
  * the value whatever it looks like; mode 'rehash' stores an argon2id string
- * computed from the current password, keeping history and age.
+ * computed from the current password, keeping history and age; mode 'import'
+ * stores an argon2id string made elsewhere (history kept, age restarted,
+ * rules never checked).
  */
 Datum
 secpolicy_write_password(PG_FUNCTION_ARGS)
@@ -487,20 +550,26 @@ secpolicy_write_password(PG_FUNCTION_ARGS)
 		newmode = SP_WRITE_PLAINTEXT;
 	else if (strcmp(mode, "rehash") == 0)
 		newmode = SP_WRITE_REHASH;
+	else if (strcmp(mode, "import") == 0)
+		newmode = SP_WRITE_IMPORT;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("mode must be 'plaintext' or 'rehash'")));
+				 errmsg("mode must be 'plaintext', 'rehash' or 'import'")));
 
-	if (newmode == SP_WRITE_REHASH && !datum_is_argon2id(PointerGetDatum(value)))
+	if (newmode != SP_WRITE_PLAINTEXT && !datum_is_argon2id(PointerGetDatum(value)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("not an acceptable argon2id hash")));
+				 errmsg("not an acceptable argon2id hash"),
+				 errdetail("Expected $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash> "
+						   "with m at most %zu, t at most %d and p at most %d.",
+						   SP_MAX_HASH_MEMLIMIT / 1024, SP_MAX_HASH_OPSLIMIT, SP_MAX_HASH_LANES)));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	keep_plan(&store_plan,
-			  "UPDATE secpolicy.users SET password_hash = $2 WHERE id = $1", 2, argtypes);
+			  "UPDATE secpolicy.users SET password_hash = $2 WHERE id OPERATOR(pg_catalog.=) $1",
+			  2, argtypes);
 	args[0] = Int64GetDatum(user_id);
 	args[1] = PointerGetDatum(value);
 

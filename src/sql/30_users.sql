@@ -81,7 +81,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.password_policy_trigger() TO secpolicy_admin
 
 CREATE FUNCTION secpolicy.write_password(user_id bigint, value text, mode text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'secpolicy_write_password'
-    LANGUAGE C STRICT VOLATILE;
+    LANGUAGE C STRICT VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION secpolicy.write_password(bigint, text, text) IS
-    'Internal: set a user''s password, as plaintext to check and hash (''plaintext'') or as a rehash of the current one (''rehash'').';
+    'Internal: set a user''s password: plaintext to check and hash (''plaintext''), a rehash of the current one (''rehash''), or an argon2id hash made elsewhere (''import'').';
 REVOKE ALL ON FUNCTION secpolicy.write_password(bigint, text, text) FROM PUBLIC;

@@ -147,6 +147,7 @@ DECLARE
     pol secpolicy.policy;
     u secpolicy.users;
     st text;
+    ok boolean;
     expires timestamptz;
     enrolled boolean;
 BEGIN
@@ -173,10 +174,12 @@ BEGIN
         RETURN ROW('reset_required', NULL, NULL, NULL, NULL)::secpolicy.login_result;
     END IF;
 
-    -- an account without a password verifies against the dummy hash, in the same time
-    IF NOT secpolicy.verify_password(login.password,
-                                     coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)))
-       OR u.password_hash IS NULL THEN
+    -- an account without a password verifies against the dummy hash, in the same
+    -- time (a statement of its own, so that nothing can skip it); an empty
+    -- password never logs in
+    ok := secpolicy.verify_password(login.password,
+                                    coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)));
+    IF NOT ok OR u.password_hash IS NULL OR login.password = '' THEN
         st := secpolicy.register_failure(u.id);
         PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
                                          false, CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_password' END);

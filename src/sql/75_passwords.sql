@@ -42,6 +42,7 @@ DECLARE
     pol secpolicy.policy;
     u secpolicy.users;
     st text;
+    ok boolean;
     broken text[];
     keep bigint;
 BEGIN
@@ -63,9 +64,9 @@ BEGIN
                                          false, 'locked', 'change_password');
         RETURN ROW('reset_required', NULL)::secpolicy.password_result;
     END IF;
-    IF NOT secpolicy.verify_password(change_password.old_password,
-                                     coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)))
-       OR u.password_hash IS NULL THEN
+    ok := secpolicy.verify_password(change_password.old_password,
+                                    coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)));
+    IF NOT ok OR u.password_hash IS NULL OR change_password.old_password = '' THEN
         st := secpolicy.register_failure(u.id);
         PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
                                          false, CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_password' END,
@@ -92,6 +93,8 @@ BEGIN
        AND s.token_digest = secpolicy.token_digest(change_password.session_token)
        AND s.user_id = u.id AND s.ended_at IS NULL;
     PERFORM secpolicy.end_sessions(u.id, 'password_changed', keep);
+    UPDATE secpolicy.password_resets r SET revoked_at = now()
+     WHERE r.user_id = u.id AND r.used_at IS NULL AND r.revoked_at IS NULL;
     PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
                                      true, 'password_changed', 'change_password');
     PERFORM secpolicy.audit('password_changed', u.id, u.username);

@@ -34,7 +34,19 @@ CREATE UNIQUE INDEX incidents_open_dedup_key ON secpolicy.incidents (dedup_key)
     WHERE status <> 'closed' AND dedup_key IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.incidents', '');
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.incidents_id_seq', '');
-GRANT SELECT ON secpolicy.incidents TO secpolicy_admin, secpolicy_analyst;
+GRANT SELECT ON secpolicy.incidents TO secpolicy_admin;
+
+-- What analysts and auditors see of the register (they read views only).
+CREATE VIEW secpolicy.incident_report WITH (security_barrier) AS
+    SELECT i.id, i.kind, i.severity, i.status, i.title, i.description, i.detected_at, i.opened_at,
+           i.opened_by, i.affected_user_ids, i.affected_usernames, i.source_addrs,
+           i.personal_data_breach, i.detected_at + interval '72 hours' AS regulator_deadline,
+           i.regulator_notified_at, i.subjects_notified_at, i.closed_at, i.resolution, i.evidence,
+           i.updated_at
+      FROM secpolicy.incidents i;
+COMMENT ON VIEW secpolicy.incident_report IS
+    'The incident register with each incident''s regulator deadline (detected_at + 72 hours).';
+GRANT SELECT ON secpolicy.incident_report TO secpolicy_admin, secpolicy_analyst;
 
 CREATE FUNCTION secpolicy.incident_notify() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
