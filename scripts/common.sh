@@ -70,8 +70,10 @@ sp_cluster_start() {
     sp_say "starting a throwaway PostgreSQL $PGVERSION cluster in $SP_TMP on port $port"
     sp_as_owner "$PGBIN/initdb" -D "$SP_TMP/data" -U postgres --auth=trust -E UTF8 \
         --locale=C.UTF-8 >"$SP_TMP/initdb.log" 2>&1 || { cat "$SP_TMP/initdb.log"; return 1; }
+    # the sealing key goes into postgresql.conf, where ALTER SYSTEM can override it
     SP_KEY_FILE=$(sp_make_key)
-    SP_SERVER_OPTS="-p $port -k $SP_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c secpolicy.key_file=$SP_KEY_FILE"
+    echo "secpolicy.key_file = '$SP_KEY_FILE'" >>"$SP_TMP/data/postgresql.conf"
+    SP_SERVER_OPTS="-p $port -k $SP_TMP -c listen_addresses=127.0.0.1 -c fsync=off"
     sp_as_owner "$PGBIN/pg_ctl" -D "$SP_TMP/data" -l "$SP_TMP/server.log" -w -t 60 \
         -o "$SP_SERVER_OPTS $*" start >/dev/null \
         || { cat "$SP_TMP/server.log"; return 1; }

@@ -82,28 +82,30 @@ carries_secret(const char *stmt)
 	return false;
 }
 
-/* Replace the statement text inside `message` (or the whole message). */
+/* Replace the statement text inside `message`. */
 static char *
-redact_message(const char *message, const char *stmt)
+redact_message(const char *message, const char *at, const char *stmt)
 {
-	const char *at = (stmt && *stmt) ? strstr(message, stmt) : NULL;
-
-	if (at != NULL)
-		return psprintf("%.*s%s%s", (int) (at - message), message, REDACTED,
-						at + strlen(stmt));
-	return pstrdup(REDACTED);
+	return psprintf("%.*s%s%s", (int) (at - message), message, REDACTED, at + strlen(stmt));
 }
 
-/* emit_log_hook: redact messages raised while a secret-carrying statement runs. */
+/*
+ * emit_log_hook: while a secret-carrying statement runs, hide it from the
+ * STATEMENT line, cut it out of messages that quote it (log_statement,
+ * log_min_duration_statement) and drop its logged bind parameters.  Other
+ * messages, including the extension's own errors, pass unchanged.
+ */
 static void
 secpolicy_emit_log_hook(ErrorData *edata)
 {
-	if (carries_secret(debug_query_string) ||
-		(edata->message && carries_secret(edata->message)))
+	if (carries_secret(debug_query_string))
 	{
+		const char *at = edata->message && *debug_query_string
+			? strstr(edata->message, debug_query_string) : NULL;
+
 		edata->hide_stmt = true;
-		if (edata->message && carries_secret(edata->message))
-			edata->message = redact_message(edata->message, debug_query_string);
+		if (at != NULL)
+			edata->message = redact_message(edata->message, at, debug_query_string);
 		if (edata->detail && strncmp(edata->detail, "parameters:", 11) == 0)
 			edata->detail = pstrdup("parameters: " REDACTED);
 		if (edata->detail_log && strncmp(edata->detail_log, "parameters:", 11) == 0)

@@ -80,30 +80,34 @@ load_key(const char *setting, const char *path, unsigned char key[crypto_secretb
 	FILE	   *f;
 	size_t		n;
 	size_t		end;
+	bool		trailing;
 
 	if (path == NULL || path[0] == '\0')
 		return false;
-
-	if (stat(path, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not access the key file named by %s: %m", setting)));
-	if (!S_ISREG(st.st_mode))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("the key file named by %s is not a regular file", setting)));
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("the key file named by %s is accessible to group or others", setting),
-				 errhint("chmod 600 the file; it must be readable by the database server's user only.")));
 
 	f = AllocateFile(path, "r");
 	if (f == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open the key file named by %s: %m", setting)));
+	/* check the file we opened, not the name (no window to swap it) */
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		FreeFile(f);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("the key file named by %s is not a regular file", setting)));
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+	{
+		FreeFile(f);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("the key file named by %s is accessible to group or others", setting),
+				 errhint("chmod 600 the file; it must be readable by the database server's user only.")));
+	}
 	n = fread(buf, 1, sizeof(buf), f);
+	trailing = (n == sizeof(buf) && fgetc(f) != EOF);
 	FreeFile(f);
 
 	/* 64 hex characters, optionally followed by white space */
@@ -111,7 +115,7 @@ load_key(const char *setting, const char *path, unsigned char key[crypto_secretb
 	while (end > 0 && (buf[end - 1] == '\n' || buf[end - 1] == '\r' ||
 					   buf[end - 1] == ' ' || buf[end - 1] == '\t'))
 		end--;
-	if (end != crypto_secretbox_KEYBYTES * 2)
+	if (end != crypto_secretbox_KEYBYTES * 2 || trailing)
 	{
 		sodium_memzero(buf, sizeof(buf));
 		ereport(ERROR,

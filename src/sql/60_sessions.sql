@@ -61,10 +61,15 @@ REVOKE ALL ON FUNCTION secpolicy.current_session_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.current_session_id() TO secpolicy_app, secpolicy_admin;
 
 -- Internal: end a user's live sessions (all, or all but one); returns how many.
+-- Whatever ends sessions for a change of credentials or access also voids the
+-- second-factor challenges issued before it (a lockout keeps them, so that
+-- they answer reset_required).
 CREATE FUNCTION secpolicy.end_sessions(user_id bigint, reason text, keep_session_id bigint DEFAULT NULL)
     RETURNS integer
     LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+    UPDATE secpolicy.mfa_challenges c SET used_at = now()
+     WHERE c.user_id = $1 AND c.used_at IS NULL AND $2 IN ('password_changed', 'admin', 'disabled');
     WITH ended AS (
         UPDATE secpolicy.sessions s
            SET ended_at = now(), end_reason = $2

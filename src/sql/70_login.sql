@@ -321,6 +321,11 @@ BEGIN
         PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false, 'locked', 'mfa');
         RETURN ROW('reset_required', NULL, NULL)::secpolicy.mfa_result;
     END IF;
+    -- the password was expired or replaced by an admin since the challenge
+    IF u.password_expired OR u.must_change_password THEN
+        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
+    END IF;
 
     outcome := secpolicy.check_second_factor(u.id, verify_mfa.code);
     IF outcome IN ('invalid_code', 'replayed_code') THEN
@@ -390,6 +395,11 @@ BEGIN
     IF u.disabled_at IS NOT NULL THEN
         RETURN ROW(NULL, NULL)::secpolicy.enrollment;
     END IF;
+    -- a login challenge enrols a first factor only; replacing one takes a session
+    IF o.challenge_id IS NOT NULL AND EXISTS (SELECT 1 FROM secpolicy.totp_credentials c
+                                               WHERE c.user_id = u.id AND c.confirmed_at IS NOT NULL) THEN
+        RETURN ROW(NULL, NULL)::secpolicy.enrollment;
+    END IF;
     SELECT * INTO pol FROM secpolicy.policy;
     s := secpolicy.totp_new_secret();
     INSERT INTO secpolicy.totp_credentials AS t
@@ -399,7 +409,8 @@ BEGIN
        SET pending_secret = EXCLUDED.pending_secret, pending_algorithm = EXCLUDED.pending_algorithm,
            pending_digits = EXCLUDED.pending_digits, pending_period = EXCLUDED.pending_period,
            pending_created_at = EXCLUDED.pending_created_at;
-    RETURN ROW(s.secret, secpolicy.otpauth_uri(s.secret, u.username, pol.totp_issuer,
+    -- the key URI format allows no colon in the account label
+    RETURN ROW(s.secret, secpolicy.otpauth_uri(s.secret, replace(u.username, ':', '_'), pol.totp_issuer,
                                               pol.totp_algorithm, pol.totp_digits, pol.totp_period))::secpolicy.enrollment;
 END
 $$;
@@ -416,7 +427,7 @@ DECLARE
     pol secpolicy.policy;
     u secpolicy.users;
     c secpolicy.totp_credentials;
-    m record;
+    matched bigint;
     st text;
     codes text[];
     session text;
@@ -438,12 +449,17 @@ BEGIN
     END IF;
 
     SELECT * INTO c FROM secpolicy.totp_credentials x WHERE x.user_id = u.id FOR UPDATE;
-    IF c.pending_secret IS NOT NULL THEN
-        SELECT * INTO m FROM secpolicy.totp_verify_sealed(c.pending_secret, coalesce(totp_confirm.code, ''),
-                                                          now(), -1, pol.totp_window, c.pending_digits,
-                                                          c.pending_period, c.pending_algorithm);
+    -- a login challenge enrols a first factor only; replacing one takes a session
+    IF ch.id IS NOT NULL AND c.confirmed_at IS NOT NULL THEN
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
-    IF m.step IS NULL THEN
+    IF c.pending_secret IS NOT NULL THEN
+        SELECT v.step INTO matched
+          FROM secpolicy.totp_verify_sealed(c.pending_secret, coalesce(totp_confirm.code, ''),
+                                            now(), -1, pol.totp_window, c.pending_digits,
+                                            c.pending_period, c.pending_algorithm) v;
+    END IF;
+    IF matched IS NULL THEN
         st := secpolicy.register_failure(u.id);
         PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false,
                                          CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_code' END, 'mfa');
@@ -452,7 +468,7 @@ BEGIN
 
     UPDATE secpolicy.totp_credentials x
        SET sealed_secret = c.pending_secret, algorithm = c.pending_algorithm, digits = c.pending_digits,
-           period = c.pending_period, confirmed_at = now(), last_used_step = m.step,
+           period = c.pending_period, confirmed_at = now(), last_used_step = matched,
            pending_secret = NULL, pending_algorithm = NULL, pending_digits = NULL,
            pending_period = NULL, pending_created_at = NULL
      WHERE x.user_id = u.id;
