@@ -267,6 +267,8 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 		read_policy(&pol);
 	PopActiveSnapshot();
 
+	/* only an active answer proves a session for this transaction */
+	set_current(0, 0);
 	if (!found)
 		return touch_result(fcinfo, "unknown", 0, 0);
 	if (row.ended)
@@ -280,12 +282,16 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	life_deadline = plus(row.created_at, pol.max_lifetime);
 	if (now > life_deadline || now > idle_deadline)
 	{
-		(void) session_mark(&row, now > life_deadline ? "lifetime" : "idle", now);
+		/* ended when it really expired, for the reason that came first; a
+		 * read-only transaction (a standby) only answers */
+		if (!XactReadOnly)
+			(void) session_mark(&row, life_deadline <= idle_deadline ? "lifetime" : "idle",
+								Min(idle_deadline, life_deadline));
 		return touch_result(fcinfo, "expired", row.user_id, 0);
 	}
 
 	/* coalesced write: at most once per session_touch_interval */
-	if (now >= plus(row.last_seen_at, pol.touch_interval) && now > row.last_seen_at)
+	if (!XactReadOnly && now >= plus(row.last_seen_at, pol.touch_interval) && now > row.last_seen_at)
 	{
 		status = session_mark(&row, "touch", now);
 		if (strcmp(status, "active") != 0)

@@ -50,6 +50,7 @@ CREATE FUNCTION secpolicy.create_attempt_partitions(days_ahead integer DEFAULT 7
                                                     from_day date DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC'
 AS $$
 DECLARE
     today date := (pg_catalog.now() AT TIME ZONE 'UTC')::date;

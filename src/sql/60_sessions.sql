@@ -125,9 +125,14 @@ BEGIN
         IF pg_current_xact_id_if_assigned() IS NULL THEN
             PERFORM set_config('synchronous_commit', 'off', true);
         END IF;
+        -- concurrent touches that all saw a stale last_seen_at write it once
         UPDATE secpolicy.sessions s SET last_seen_at = session_mark.at
-         WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id AND s.ended_at IS NULL;
-        IF FOUND THEN
+         WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id AND s.ended_at IS NULL
+           AND s.last_seen_at < session_mark.at
+           AND s.last_seen_at <= session_mark.at - (SELECT p.session_touch_interval FROM secpolicy.policy p);
+        IF FOUND OR EXISTS (SELECT 1 FROM secpolicy.sessions s
+                             WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id
+                               AND s.ended_at IS NULL) THEN
             RETURN 'active';
         END IF;
     ELSIF action IN ('idle', 'lifetime') THEN
@@ -167,10 +172,12 @@ BEGIN
     END IF;
     UPDATE secpolicy.sessions x SET ended_at = now(), end_reason = 'logout'
      WHERE x.token_digest = secpolicy.token_digest(session_token) AND x.ended_at IS NULL;
-    IF FOUND THEN
-        PERFORM secpolicy.set_current_session(NULL, NULL);
+    IF NOT FOUND THEN
+        RETURN false;
     END IF;
-    RETURN FOUND;
+    -- fail closed: after any logout the transaction proves no session
+    PERFORM secpolicy.set_current_session(NULL, NULL);
+    RETURN true;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.logout(text) IS

@@ -79,8 +79,9 @@ CREATE VIEW secpolicy.failed_logins_by_source WITH (security_barrier) AS
            count(DISTINCT a.user_id) AS distinct_accounts_30d,
            min(a.attempted_at) AS first_failure_at,
            max(a.attempted_at) AS last_failure_at,
-           count(DISTINCT lower(a.username)) FILTER (WHERE a.attempted_at >= now() - pol.detection_window)
-               >= pol.spray_min_accounts AS spraying
+           a.client_addr IS NOT NULL
+               AND count(DISTINCT lower(a.username)) FILTER (WHERE a.attempted_at >= now() - pol.detection_window)
+                   >= pol.spray_min_accounts AS spraying
       FROM secpolicy.login_attempts a
       CROSS JOIN secpolicy.policy pol
      WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
@@ -99,10 +100,10 @@ CREATE VIEW secpolicy.account_status WITH (security_barrier) AS
            u.reset_required OR u.failed_attempts >= pol.max_failed_attempts AS locked,
            u.password_expired OR coalesce(u.password_changed_at + pol.max_password_age <= now(), false)
                AS password_expired,
-           NOT u.password_expired
-               AND u.password_changed_at + pol.max_password_age > now()
-               AND u.password_changed_at + pol.max_password_age <= now() + pol.password_expiry_warning
-               AS password_expiring,
+           coalesce(NOT u.password_expired
+                    AND u.password_changed_at + pol.max_password_age > now()
+                    AND u.password_changed_at + pol.max_password_age <= now() + pol.password_expiry_warning,
+                    false) AS password_expiring,
            u.password_changed_at + pol.max_password_age AS password_expires_at,
            u.password_changed_at,
            coalesce(t.confirmed_at IS NOT NULL, false) AS mfa_enrolled,
@@ -133,10 +134,14 @@ BEGIN
     IF until <= since THEN
         RAISE EXCEPTION 'until must be later than since' USING ERRCODE = '22023';
     END IF;
-    IF bucket <= interval '0' OR bucket < interval '1 minute' THEN
+    IF NOT isfinite(since) OR NOT isfinite(until) THEN
+        RAISE EXCEPTION 'since and until must be finite' USING ERRCODE = '22023';
+    END IF;
+    IF bucket < interval '1 minute' THEN
         RAISE EXCEPTION 'bucket must be at least 1 minute' USING ERRCODE = '22023';
     END IF;
-    IF (SELECT count(*) FROM generate_series(since, until, bucket)) > 100000 THEN
+    -- checked before any series is built (calendar buckets are counted at 30-day months)
+    IF extract(epoch FROM until - since) / extract(epoch FROM bucket) > 100000 THEN
         RAISE EXCEPTION 'too many buckets' USING ERRCODE = '54000',
             HINT = 'Use a larger bucket or a shorter range (at most 100000 buckets).';
     END IF;

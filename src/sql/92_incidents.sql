@@ -1,7 +1,8 @@
 -- Attack detection and the incident register (with the 72-hour regulator
 -- deadline of a personal-data breach).  Listeners: LISTEN secpolicy_incident
--- and LISTEN secpolicy_lockout receive a JSON payload on every new incident
--- and every lockout, at commit.
+-- and LISTEN secpolicy_lockout receive {"incident_id": n} or {"audit_id": n}
+-- on every new incident and every lockout, at commit; anyone may LISTEN, so
+-- the details stay in the tables, for secpolicy_admin.
 
 CREATE TABLE secpolicy.incidents (
     id bigserial PRIMARY KEY,
@@ -52,9 +53,8 @@ CREATE FUNCTION secpolicy.incident_notify() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_notify('secpolicy_incident',
-                      jsonb_build_object('id', NEW.id, 'kind', NEW.kind, 'severity', NEW.severity,
-                                         'title', NEW.title, 'detected_at', NEW.detected_at)::text);
+    -- LISTEN needs no privilege: the payload carries the id only
+    PERFORM pg_notify('secpolicy_incident', jsonb_build_object('incident_id', NEW.id)::text);
     PERFORM secpolicy.audit('incident_opened', NULL, NULL, NULL,
                             jsonb_build_object('incident', NEW.id, 'kind', NEW.kind, 'severity', NEW.severity));
     RETURN NULL;
@@ -72,11 +72,11 @@ CREATE OR REPLACE FUNCTION secpolicy.lockout_event(user_id bigint) RETURNS void
 AS $$
 DECLARE
     name text := (SELECT u.username FROM secpolicy.users u WHERE u.id = lockout_event.user_id);
+    audit_id bigint;
 BEGIN
-    PERFORM secpolicy.audit('account_locked', lockout_event.user_id, name, 'failure limit reached');
-    PERFORM pg_notify('secpolicy_lockout',
-                      jsonb_build_object('user_id', lockout_event.user_id, 'username', name,
-                                         'locked_at', now())::text);
+    audit_id := secpolicy.audit('account_locked', lockout_event.user_id, name, 'failure limit reached');
+    -- LISTEN needs no privilege: the payload carries the audit row's id only
+    PERFORM pg_notify('secpolicy_lockout', jsonb_build_object('audit_id', audit_id)::text);
 END
 $$;
 
@@ -163,14 +163,17 @@ DECLARE
     i secpolicy.incidents;
 BEGIN
     PERFORM secpolicy.require_reason(close_incident.resolution);
+    SELECT * INTO i FROM secpolicy.incidents x WHERE x.id = close_incident.incident_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'incident % does not exist', close_incident.incident_id USING ERRCODE = '42704';
+    END IF;
+    IF i.status = 'closed' THEN
+        RAISE EXCEPTION 'incident % is already closed', i.id USING ERRCODE = '55000';
+    END IF;
     UPDATE secpolicy.incidents x
        SET status = 'closed', closed_at = now(), resolution = close_incident.resolution, updated_at = now()
-     WHERE x.id = close_incident.incident_id AND x.status <> 'closed'
+     WHERE x.id = i.id
     RETURNING * INTO i;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'incident % does not exist or is already closed', close_incident.incident_id
-            USING ERRCODE = '55000';
-    END IF;
     PERFORM secpolicy.audit('incident_closed', NULL, NULL, close_incident.resolution,
                             jsonb_build_object('incident', i.id));
     RETURN i;
@@ -187,7 +190,7 @@ CREATE VIEW secpolicy.incidents_due WITH (security_barrier) AS
            CASE WHEN now() > i.detected_at + interval '72 hours' THEN 'overdue'
                 WHEN now() > i.detected_at + interval '48 hours' THEN 'due_soon'
                 ELSE 'pending' END AS deadline_state,
-           cardinality(i.affected_usernames) AS affected_accounts
+           cardinality(i.affected_user_ids) AS affected_accounts
       FROM secpolicy.incidents i
      WHERE i.personal_data_breach AND i.regulator_notified_at IS NULL;
 COMMENT ON VIEW secpolicy.incidents_due IS
@@ -251,9 +254,17 @@ BEGIN
                                                      AND q.attempted_at < w.attempted_at), '-infinity'))
                    AS run,
                (SELECT min(p.attempted_at) FROM w p
-                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at) AS run_start,
+                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at
+                   AND p.attempted_at > coalesce((SELECT max(q.attempted_at) FROM w q
+                                                   WHERE q.user_id = w.user_id AND q.outcome = 'ok'
+                                                     AND q.attempted_at < w.attempted_at), '-infinity'))
+                   AS run_start,
                (SELECT array_agg(DISTINCT p.client_addr) FILTER (WHERE p.client_addr IS NOT NULL) FROM w p
-                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at) AS sources
+                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at
+                   AND p.attempted_at > coalesce((SELECT max(q.attempted_at) FROM w q
+                                                   WHERE q.user_id = w.user_id AND q.outcome = 'ok'
+                                                     AND q.attempted_at < w.attempted_at), '-infinity'))
+                   AS sources
           FROM w
          WHERE w.outcome = 'ok' AND w.user_id IS NOT NULL
       ) s
@@ -276,6 +287,8 @@ DECLARE
     key text;
     existing bigint;
 BEGIN
+    -- one detection run at a time (maintain() and a manual call may overlap)
+    PERFORM pg_advisory_xact_lock(5457731, 2);
     FOR p IN SELECT * FROM secpolicy.attack_patterns(detect_attacks.until) LOOP
         key := p.kind || ':' || p.subject;
         SELECT i.id INTO existing FROM secpolicy.incidents i
@@ -289,6 +302,9 @@ BEGIN
                    source_addrs = ARRAY(SELECT DISTINCT x FROM unnest(i.source_addrs || p.sources) x ORDER BY 1),
                    updated_at = now()
              WHERE i.id = existing;
+            PERFORM secpolicy.audit('incident_updated', NULL, NULL, 'repeat detection',
+                                    jsonb_build_object('incident', existing, 'failures', p.failures,
+                                                       'last_at', p.last_at));
             incident_id := existing;
             new_incident := false;
         ELSE

@@ -38,6 +38,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.pseudonymise_addr(inet) TO secpolicy_admin, 
 CREATE FUNCTION secpolicy.apply_retention(OUT dropped_partitions integer, OUT deleted_rows bigint,
                                           OUT pseudonymised_rows bigint)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC'
 AS $$
 DECLARE
     pol secpolicy.policy;

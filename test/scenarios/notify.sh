@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Scenario: LISTEN/NOTIFY of lockouts and incidents.  A listener connection
+# (psql: LISTEN secpolicy_lockout; LISTEN secpolicy_incident) runs the other
+# steps through \! in separate connections and prints what it received after
+# each step's marker query.  Checks: a lockout (five wrong passwords, each in
+# its own transaction) sends one JSON payload naming the account, a sixth
+# failure sends nothing more; a lockout in a rolled-back transaction sends
+# nothing; open_incident sends a JSON payload naming the incident, a
+# rolled-back open_incident sends nothing; detect_attacks sends one for the
+# incident it opens and nothing on a repeat; no payload carries a password
+# or token; a role with no secpolicy privilege that also listens learns no
+# username or address (PUBLIC has nothing); two concurrent detect_attacks
+# calls both succeed and open one incident.
+set -euo pipefail
+
+db=scen_notify_$$
+work=$(mktemp -d)
+chmod 755 "$work"
+nobody=regress_notify_nobody_$$
+cleanup() {
+    dropdb --if-exists "$db" >/dev/null 2>&1 || true
+    dropuser --if-exists "$nobody" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+n=0
+failed=0
+echo "1..21"
+report() {
+    n=$((n + 1))
+    if [ "$1" = 0 ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        failed=1
+        [ -n "${3:-}" ] && echo "# $3"
+    fi
+    return 0
+}
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+
+createdb "$db"
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null <<'SQL'
+CREATE EXTENSION secpolicy;
+UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = false;
+SELECT secpolicy.create_user('scen_notify_u', 'Vb8#kT2q!Lm4zR');
+SELECT secpolicy.create_user('scen_notify_v', 'Hw5@pZ9r$Nc3xY');
+SQL
+
+# the other connection's commands, one psql per step (each -c in autocommit unless wrapped)
+other="psql -X -q -At -d $db"
+cat >"$work/listener.sql" <<SQL
+LISTEN secpolicy_lockout;
+LISTEN secpolicy_incident;
+SELECT 'mark:start';
+\\! $other -c "SELECT (secpolicy.login('scen_notify_u', 'wrong-guess-1')).status" -c "SELECT (secpolicy.login('scen_notify_u', 'wrong-guess-2')).status" -c "SELECT (secpolicy.login('scen_notify_u', 'wrong-guess-3')).status" -c "SELECT (secpolicy.login('scen_notify_u', 'wrong-guess-4')).status" -c "SELECT (secpolicy.login('scen_notify_u', 'wrong-guess-5')).status" >/dev/null
+SELECT 'mark:lockout';
+\\! $other -c "SELECT (secpolicy.login('scen_notify_u', 'wrong-guess-6')).status" >/dev/null
+SELECT 'mark:after_lockout';
+\\! $other -c "BEGIN" -c "SELECT count(*) FROM generate_series(1, 5) i, secpolicy.login('scen_notify_v', 'wrong-guess-' || i)" -c "ROLLBACK" >/dev/null
+SELECT 'mark:rolled_back_lockout';
+\\! $other -c "BEGIN" -c "SELECT secpolicy.open_incident('phishing', 'high', 'rolled back incident')" -c "ROLLBACK" >/dev/null
+SELECT 'mark:rolled_back_incident';
+\\! $other -c "SELECT secpolicy.open_incident('phishing', 'high', 'Phishing mail to staff')" >/dev/null
+SELECT 'mark:incident';
+\\! $other -c "SELECT count(*) FROM generate_series(1, 10) i, secpolicy.login('spray_' || i, 'wrong-guess', '198.51.100.7')" -c "SELECT count(*) FROM secpolicy.detect_attacks()" >/dev/null
+SELECT 'mark:detected';
+\\! $other -c "SELECT count(*) FROM secpolicy.detect_attacks()" >/dev/null
+SELECT 'mark:detected_again';
+SQL
+# a second listener: a login role with no secpolicy privilege at all
+q "CREATE ROLE $nobody LOGIN; CREATE TABLE scen_flag (done boolean); GRANT SELECT ON scen_flag TO $nobody" >/dev/null
+cat >"$work/nobody.sql" <<'SQL'
+LISTEN secpolicy_lockout;
+LISTEN secpolicy_incident;
+DO $$ BEGIN WHILE NOT EXISTS (SELECT 1 FROM scen_flag) LOOP PERFORM pg_sleep(0.1); END LOOP; END $$;
+SELECT 'mark:end';
+SQL
+psql -X -q -At -U "$nobody" -d "$db" -f "$work/nobody.sql" >"$work/nobody.out" 2>&1 &
+nobody_pid=$!
+for i in $(seq 1 100); do
+    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE usename = '$nobody' AND query LIKE 'DO%'")" = 1 ] && break
+    sleep 0.1
+done
+
+psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -f "$work/listener.sql" >"$work/listener.out" 2>"$work/listener.err" || true
+q "INSERT INTO scen_flag VALUES (true)" >/dev/null
+wait "$nobody_pid" || true
+
+# notifications, tagged with the step (the marker printed just before them)
+perl -ne 'if (/^mark:(.*)$/) { $step = $1; next }
+           print "$step\t$1\t$2\n"
+               if /^Asynchronous notification "([^"]+)" with payload "(.*)" received from server process with PID \d+\.$/' \
+    "$work/listener.out" >"$work/notes.tsv"
+count() { awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c' "$work/notes.tsv" | wc -l | tr -d ' '; }
+payload() { awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c { print $3; exit }' "$work/notes.tsv"; }
+# json_field(payload, field): the field's text, through the server's JSON parser
+json_field() { printf "SELECT (:'p')::jsonb ->> :'f';\n" | psql -X -q -At -d "$db" -v p="$1" -v f="$2" 2>&1; }
+
+report "$([ -s "$work/listener.err" ] && echo 1 || echo 0)" "the listener ran every step without error" "$(head -3 "$work/listener.err" | tr '\n' ' ')"
+check_count() { # description step channel expected
+    local got
+    got=$(count "$2" "$3")
+    if [ "$got" = "$4" ]; then report 0 "$1"; else report 1 "$1" "got $got notification(s)"; fi
+}
+
+check_count "a lockout sends one notification on secpolicy_lockout" lockout secpolicy_lockout 1
+p=$(payload lockout secpolicy_lockout)
+uid=$(q "SELECT id FROM secpolicy.users WHERE username = 'scen_notify_u'")
+if [ "$(json_field "$p" user_id)" = "$uid" ] && [ "$(json_field "$p" username)" = scen_notify_u ]; then
+    report 0 "the lockout payload is JSON naming the account (user_id, username)"
+else
+    report 1 "the lockout payload is JSON naming the account (user_id, username)" "payload: $p"
+fi
+if [ -n "$(json_field "$p" locked_at)" ] && q "SELECT ('$(json_field "$p" locked_at)')::timestamptz > now() - interval '1 hour'" | grep -qx t; then
+    report 0 "the lockout payload carries locked_at"
+else
+    report 1 "the lockout payload carries locked_at" "payload: $p"
+fi
+check_count "the lockout step sends no incident notification" lockout secpolicy_incident 0
+check_count "a failure after the lockout sends nothing more" after_lockout secpolicy_lockout 0
+check_count "a lockout in a rolled-back transaction sends nothing" rolled_back_lockout secpolicy_lockout 0
+check_count "a rolled-back open_incident sends nothing" rolled_back_incident secpolicy_incident 0
+check_count "open_incident sends one notification on secpolicy_incident" incident secpolicy_incident 1
+p=$(payload incident secpolicy_incident)
+iid=$(q "SELECT id FROM secpolicy.incidents WHERE title = 'Phishing mail to staff'")
+if [ -n "$iid" ] && [ "$(json_field "$p" id)" = "$iid" ] && [ "$(json_field "$p" kind)" = phishing ] \
+   && [ "$(json_field "$p" severity)" = high ] && [ "$(json_field "$p" title)" = 'Phishing mail to staff' ]; then
+    report 0 "the incident payload is JSON naming the incident (id, kind, severity, title)"
+else
+    report 1 "the incident payload is JSON naming the incident (id, kind, severity, title)" "payload: $p"
+fi
+if [ -n "$(json_field "$p" detected_at)" ]; then report 0 "the incident payload carries detected_at"; else report 1 "the incident payload carries detected_at" "payload: $p"; fi
+check_count "detect_attacks sends one notification for the incident it opens" detected secpolicy_incident 1
+p=$(payload detected secpolicy_incident)
+if [ "$(json_field "$p" kind)" = password_spraying ]; then
+    report 0 "it names the pattern (password_spraying)"
+else
+    report 1 "it names the pattern (password_spraying)" "payload: $p"
+fi
+check_count "a repeat detection (an update) sends nothing" detected_again secpolicy_incident 0
+check_count "the 10 failed logins of the spraying step send no lockout" detected secpolicy_lockout 0
+if grep -q -e 'wrong-guess' -e 'sps_' -e 'spr_' -e 'spc_' -e 'argon2' "$work/notes.tsv"; then
+    report 1 "no payload carries a password, token or hash" "$(cat "$work/notes.tsv")"
+else
+    report 0 "no payload carries a password, token or hash"
+fi
+total=$(wc -l <"$work/notes.tsv" | tr -d ' ')
+if [ "$total" = 3 ]; then report 0 "exactly 3 notifications in all"; else report 1 "exactly 3 notifications in all" "$(cat "$work/notes.tsv")"; fi
+
+# what the role without privileges heard
+heard=$(grep -c '^Asynchronous notification' "$work/nobody.out" || true)
+if [ "$heard" -ge 1 ]; then
+    report 0 "the unprivileged listener ran (it heard $heard notification(s))"
+else
+    report 1 "the unprivileged listener ran" "$(head -5 "$work/nobody.out" | tr '\n' ' ')"
+fi
+if grep -q -e 'scen_notify_u' -e 'spray_' -e '198\.51\.100\.7' -e 'Phishing mail' "$work/nobody.out"; then
+    report 1 "a role without any secpolicy privilege learns no username, address or incident title from LISTEN" \
+        "$(grep '^Asynchronous' "$work/nobody.out" | head -3 | tr '\n' ' ')"
+else
+    report 0 "a role without any secpolicy privilege learns no username, address or incident title from LISTEN"
+fi
+
+# two detect_attacks at once (a scheduled maintain() and a manual run)
+# (only this pattern in the window, no open incident: the two runs share nothing but the new incident)
+q "UPDATE secpolicy.login_attempts SET attempted_at = attempted_at - interval '2 hours'" >/dev/null
+q "SELECT count(*) FROM secpolicy.incidents i, secpolicy.close_incident(i.id, 'test') WHERE i.status <> 'closed'" >/dev/null
+q "SELECT count(*) FROM generate_series(1, 10) i, secpolicy.login('spraz_' || i, 'wrong-guess', '198.51.100.8')" >/dev/null
+psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "BEGIN" -c "SELECT count(*) FROM secpolicy.detect_attacks()" \
+    -c "SELECT pg_sleep(2)" -c "COMMIT" >"$work/detect1.out" 2>&1 &
+first=$!
+sleep 0.5
+if q "SELECT count(*) FROM secpolicy.detect_attacks()" >"$work/detect2.out" 2>&1; then rc2=0; else rc2=1; fi
+if wait "$first"; then rc1=0; else rc1=1; fi
+if [ "$rc1$rc2" = 00 ]; then
+    report 0 "two concurrent detect_attacks both succeed"
+else
+    report 1 "two concurrent detect_attacks both succeed" "$(cat "$work/detect1.out" "$work/detect2.out" | grep ERROR | head -2 | tr '\n' ' ')"
+fi
+got=$(q "SELECT count(*) FROM secpolicy.incidents WHERE dedup_key = 'password_spraying:198.51.100.8'")
+if [ "$got" = 1 ]; then report 0 "and open exactly one incident"; else report 1 "and open exactly one incident" "got $got"; fi
+
+exit "$failed"
