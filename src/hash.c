@@ -7,14 +7,17 @@
  * outside PostgreSQL's memory contexts.  To keep a login flood from
  * exhausting memory, at most secpolicy.max_concurrent_hashes computations
  * run at once in the whole cluster: each takes one of that many advisory-lock
- * slots first, and waits (interruptibly) when all are busy.
+ * slots (database 0, key 0x534543, slot) first, and waits (interruptibly,
+ * shown as wait event type Extension) when all are busy.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "storage/lock.h"
+#include "utils/wait_event.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -59,35 +62,46 @@ hash_slot_tag(LOCKTAG *tag, int slot)
 }
 
 /*
- * Take a hashing slot: the first free one, or wait for one when all are busy.
- * Returns the slot number, or -1 when there is no limit.  The lock is held at
- * transaction level, so an error between here and hash_slot_release cannot
- * leak it.
+ * Take a hashing slot: the first free one; when all are busy, try them all
+ * again every few milliseconds (a computation takes tens of milliseconds), so
+ * that whichever slot frees first is taken.  Interruptible (statement_timeout,
+ * cancel).  Returns the slot number, or -1 when there is no limit.  The lock
+ * is held at transaction level, so an error between here and
+ * hash_slot_release cannot leak it.
  */
 static int
 hash_slot_acquire(void)
 {
 	int			n = max_concurrent_hashes;
 	int			start;
+	bool		waited = false;
 	LOCKTAG		tag;
 
 	if (n <= 0)
 		return -1;
 
 	start = MyProcPid % n;
-	for (int i = 0; i < n; i++)
+	for (;;)
 	{
-		int			slot = (start + i) % n;
+		for (int i = 0; i < n; i++)
+		{
+			int			slot = (start + i) % n;
 
-		hash_slot_tag(&tag, slot);
-		if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
-			return slot;
+			hash_slot_tag(&tag, slot);
+			if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			{
+				if (waited)
+					stat_slot_waits++;
+				return slot;
+			}
+		}
+		/* shows in pg_stat_activity as wait_event_type Extension */
+		waited = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 2L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
-
-	stat_slot_waits++;
-	hash_slot_tag(&tag, start);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	return start;
 }
 
 /* Give back a slot taken by hash_slot_acquire. */
@@ -111,7 +125,8 @@ check_password_bytes(size_t len)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("password is too long"),
 				 errdetail("rule codes: too_long"),
-				 errhint("Passwords are limited to %d bytes.", SP_MAX_PASSWORD_BYTES)));
+				 errhint("Passwords are limited to %d bytes.", SP_MAX_PASSWORD_BYTES),
+				 errhidestmt(true)));
 }
 
 /* Hash a password with argon2id at the given cost; returns a palloc'd PHC string. */

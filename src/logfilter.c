@@ -3,19 +3,34 @@
  *		Keeps passwords, TOTP codes and tokens out of the server log.
  *
  * Statements such as SELECT secpolicy.login('alice', 'secret') carry a
- * secret in their text.  An emit_log_hook hides the statement of any log
- * message raised while such a statement runs, redacts the statement text in
- * log_statement and log_min_duration_statement lines, and drops the bind
- * parameters that the extended protocol would log in DETAIL.
+ * secret in their text.  An emit_log_hook, while such a statement runs,
+ * hides it from the STATEMENT line of any message, cuts it out of the
+ * messages that quote it (log_statement, log_min_duration_statement), and
+ * drops what would show its values: logged bind parameters (DETAIL, and the
+ * CONTEXT of log_parameter_max_length_on_error) and the parse trees and plans
+ * of debug_print_*.  A statement carries a secret when it mentions
+ * secpolicy, calls one of the flows by its bare name, EXECUTEs a prepared
+ * statement that does, or wrote a password column guarded by
+ * password_policy_trigger (the trigger marks it) or names a table listed in
+ * secpolicy.redact_tables.
  *
- * The hook is installed when the library is loaded: for the first statement
- * of a connection to be covered as well, list secpolicy in
- * shared_preload_libraries or session_preload_libraries.
+ * The hook is installed when the library is loaded in a backend, which
+ * happens at the first call of one of the extension's C functions.  Until
+ * then nothing is redacted, and a log_statement line is written before its
+ * statement runs, so list secpolicy in shared_preload_libraries (or
+ * session_preload_libraries) to cover every statement.  The log_statement
+ * line of an INSERT or UPDATE of a table guarded by password_policy_trigger
+ * is written before the trigger can mark it: list such tables in
+ * secpolicy.redact_tables.
  */
 #include "postgres.h"
 
+#include "commands/prepare.h"
 #include "tcop/tcopprot.h"
 #include "utils/elog.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "secpolicy.h"
 
@@ -23,14 +38,23 @@
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
+/* The text of the last statement a password trigger marked as secret. */
+static char *marked_statement = NULL;
+
+/* secpolicy.redact_tables: names whose statements are always redacted. */
+static char *redact_tables = NULL;
+
 /* Names whose presence followed by "(" marks a statement that carries a secret. */
 static const char *const secret_functions[] = {
 	"login", "verify_mfa", "change_password", "reset_password",
 	"request_password_reset", "create_user", "admin_set_password",
 	"hash_password", "verify_password", "password_violations",
-	"totp_code", "totp_match", "totp_enroll", "totp_confirm",
-	"session_touch", "logout", "import_password_hash",
-	"write_password", "token_digest",
+	"totp_code", "totp_match", "totp_enroll", "totp_confirm", "otpauth_uri",
+	"session_touch", "logout", "list_sessions", "end_other_sessions",
+	"import_password_hash", "write_password", "token_digest",
+	"unknown_user_attempt", "check_second_factor", "find_challenge",
+	"enrollment_owner", "try_set_password", "set_password_or_raise",
+	"totp_verify_sealed",
 	NULL
 };
 
@@ -54,9 +78,9 @@ ident_char(char c)
 		(c >= '0' && c <= '9') || c == '_' || (unsigned char) c >= 0x80;
 }
 
-/* Does this statement text mention secpolicy or call a secret-carrying function? */
+/* Does this text mention secpolicy or call a secret-carrying function? */
 static bool
-carries_secret(const char *stmt)
+text_carries_secret(const char *stmt)
 {
 	if (stmt == NULL)
 		return false;
@@ -82,6 +106,98 @@ carries_secret(const char *stmt)
 	return false;
 }
 
+/*
+ * For "EXECUTE name(...)": the text of the prepared statement, if this
+ * backend has one by that name (a hash lookup, no catalog access).
+ */
+static const char *
+executed_statement(const char *stmt)
+{
+	char		name[NAMEDATALEN];
+	int			n = 0;
+	PreparedStatement *ps;
+
+	while (*stmt == ' ' || *stmt == '\t' || *stmt == '\n' || *stmt == '\r')
+		stmt++;
+	if (pg_strncasecmp(stmt, "execute", 7) != 0 || ident_char(stmt[7]))
+		return NULL;
+	stmt += 7;
+	while (*stmt == ' ' || *stmt == '\t' || *stmt == '\n' || *stmt == '\r')
+		stmt++;
+	while (ident_char(*stmt) && n < NAMEDATALEN - 1)
+		name[n++] = pg_ascii_tolower((unsigned char) *stmt++);
+	name[n] = '\0';
+	if (n == 0)
+		return NULL;
+	ps = FetchPreparedStatement(name, false);
+	return ps ? ps->plansource->query_string : NULL;
+}
+
+/* Does the statement name (as a whole word, any case) a table of redact_tables? */
+static bool
+names_redacted_table(const char *stmt)
+{
+	const char *item = redact_tables;
+
+	while (item != NULL && *item != '\0')
+	{
+		const char *end = strchr(item, ',');
+		const char *name;
+		size_t		len;
+		char		word[NAMEDATALEN];
+		const char *p;
+
+		if (end == NULL)
+			end = item + strlen(item);
+		/* the table name without its schema: a statement may leave it out */
+		name = item;
+		for (const char *c = item; c < end; c++)
+			if (*c == '.')
+				name = c + 1;
+		while (name < end && (*name == ' ' || *name == '"'))
+			name++;
+		len = end - name;
+		while (len > 0 && (name[len - 1] == ' ' || name[len - 1] == '"'))
+			len--;
+		if (len > 0 && len < NAMEDATALEN)
+		{
+			memcpy(word, name, len);
+			word[len] = '\0';
+			for (p = stmt; (p = find_ci(p, word)) != NULL; p += len)
+				if ((p == stmt || !ident_char(p[-1])) && !ident_char(p[len]))
+					return true;
+		}
+		item = *end ? end + 1 : end;
+	}
+	return false;
+}
+
+/* Does the running statement carry a secret? */
+static bool
+statement_carries_secret(void)
+{
+	const char *stmt = debug_query_string;
+
+	if (stmt == NULL || *stmt == '\0')
+		return false;
+	if (marked_statement != NULL && strcmp(marked_statement, stmt) == 0)
+		return true;
+	return text_carries_secret(stmt) || names_redacted_table(stmt) ||
+		text_carries_secret(executed_statement(stmt));
+}
+
+/* Mark the running statement as carrying a secret (from a password trigger). */
+void
+sp_logfilter_mark_statement(void)
+{
+	if (debug_query_string == NULL ||
+		(marked_statement != NULL && strcmp(marked_statement, debug_query_string) == 0))
+		return;
+	if (marked_statement != NULL)
+		pfree(marked_statement);
+	marked_statement = MemoryContextStrdup(TopMemoryContext, debug_query_string);
+}
+
 /* Replace the statement text inside `message`. */
 static char *
 redact_message(const char *message, const char *at, const char *stmt)
@@ -89,37 +205,54 @@ redact_message(const char *message, const char *at, const char *stmt)
 	return psprintf("%.*s%s%s", (int) (at - message), message, REDACTED, at + strlen(stmt));
 }
 
-/*
- * emit_log_hook: while a secret-carrying statement runs, hide it from the
- * STATEMENT line, cut it out of messages that quote it (log_statement,
- * log_min_duration_statement) and drop its logged bind parameters.  Other
- * messages, including the extension's own errors, pass unchanged.
- */
+/* A DETAIL that shows values: logged parameters, or a debug_print_* dump. */
+static bool
+detail_shows_values(const ErrorData *edata, const char *detail)
+{
+	return detail != NULL &&
+		(strncmp(detail, "parameters:", 11) == 0 ||
+		 (edata->message != NULL &&
+		  (strcmp(edata->message, "parse tree:") == 0 ||
+		   strcmp(edata->message, "rewritten parse tree:") == 0 ||
+		   strcmp(edata->message, "plan:") == 0)));
+}
+
+/* emit_log_hook: redact what a secret-carrying statement would put in the log. */
 static void
 secpolicy_emit_log_hook(ErrorData *edata)
 {
-	if (carries_secret(debug_query_string))
+	if (statement_carries_secret())
 	{
-		const char *at = edata->message && *debug_query_string
-			? strstr(edata->message, debug_query_string) : NULL;
+		const char *at = edata->message ? strstr(edata->message, debug_query_string) : NULL;
+		const char *params = edata->context ? strstr(edata->context, "with parameters:") : NULL;
 
 		edata->hide_stmt = true;
 		if (at != NULL)
 			edata->message = redact_message(edata->message, at, debug_query_string);
-		if (edata->detail && strncmp(edata->detail, "parameters:", 11) == 0)
-			edata->detail = pstrdup("parameters: " REDACTED);
-		if (edata->detail_log && strncmp(edata->detail_log, "parameters:", 11) == 0)
-			edata->detail_log = pstrdup("parameters: " REDACTED);
+		if (detail_shows_values(edata, edata->detail))
+			edata->detail = pstrdup(REDACTED);
+		if (detail_shows_values(edata, edata->detail_log))
+			edata->detail_log = pstrdup(REDACTED);
+		if (params != NULL)
+			edata->context = psprintf("%.*swith parameters: %s", (int) (params - edata->context),
+									  edata->context, REDACTED);
 	}
 
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }
 
-/* Install the hook once per backend. */
+/* Define the setting and install the hook, once per backend. */
 void
 sp_logfilter_init(void)
 {
+	DefineCustomStringVariable("secpolicy.redact_tables",
+							   gettext_noop("Tables whose statements are kept out of the server log, e.g. those guarded by password_policy_trigger."),
+							   gettext_noop("A comma-separated list of table names; a statement naming one is redacted like a call of a flow."),
+							   &redact_tables, "",
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = secpolicy_emit_log_hook;
 }

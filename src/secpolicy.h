@@ -90,6 +90,7 @@ extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
 
 /* logfilter.c */
 extern void sp_logfilter_init(void);
+extern void sp_logfilter_mark_statement(void);
 
 /* Copy a text datum into a NUL-terminated palloc'd buffer. */
 static inline char *

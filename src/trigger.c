@@ -94,7 +94,8 @@ reject_password(const char *codes)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("password does not meet the password policy"),
 			 errdetail("rule codes: %s", codes),
-			 errhint("See secpolicy.password_violations() for what each rule code means.")));
+			 errhint("See secpolicy.password_violations() for what each rule code means."),
+			 errhidestmt(true)));
 }
 
 /*
@@ -439,6 +440,9 @@ secpolicy_password_policy_trigger(PG_FUNCTION_ARGS)
 		if (is_update)
 			oldhist = SPI_getbinval(td->tg_trigtuple, desc, hist_att, &oldhistnull);
 	}
+
+	/* the statement wrote a password in clear: keep it out of the log */
+	sp_logfilter_mark_statement();
 
 	if (!password_changed(td, pw_att, true, &newval, &oldval, &oldnull))
 	{

@@ -60,6 +60,8 @@ CREATE TABLE secpolicy.unknown_user_failures (
 );
 COMMENT ON TABLE secpolicy.unknown_user_failures IS
     'Internal: consecutive failures per unknown (lower-cased) username.';
+-- dumped too: after a restore, a name at the limit must still answer reset_required
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.unknown_user_failures', '');
 
 CREATE FUNCTION secpolicy.users_password_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'secpolicy_users_password_trigger'

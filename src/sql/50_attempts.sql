@@ -12,16 +12,32 @@ CREATE TABLE secpolicy.login_attempts (
     success boolean NOT NULL,
     outcome text NOT NULL,
     stage text NOT NULL DEFAULT 'password'
-        CHECK (stage IN ('password', 'mfa', 'change_password')),
-    PRIMARY KEY (attempted_at, id)
+        CHECK (stage IN ('password', 'mfa', 'change_password'))
 ) PARTITION BY RANGE (attempted_at);
 COMMENT ON TABLE secpolicy.login_attempts IS
     'Every authentication attempt: who (user_id, or NULL for an unknown username kept as typed), from where, and the outcome.';
-CREATE INDEX login_attempts_user_idx ON secpolicy.login_attempts (user_id, attempted_at);
-CREATE INDEX login_attempts_addr_idx ON secpolicy.login_attempts (client_addr, attempted_at);
+
+-- Internal: the indexes of one partition.  Partitions carry their own indexes
+-- (the parent has none), so that pg_dump restores each daily partition, which
+-- is not a member of the extension, with exactly its own indexes.
+CREATE FUNCTION secpolicy.index_attempt_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT c.relname FROM pg_class c WHERE c.oid = part);
+BEGIN
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (attempted_at)', name || '_time_idx', part);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (user_id, attempted_at)', name || '_user_idx', part);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (client_addr, attempted_at)', name || '_addr_idx', part);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.index_attempt_partition(regclass) IS
+    'Internal: create the indexes of a login_attempts partition.';
+REVOKE ALL ON FUNCTION secpolicy.index_attempt_partition(regclass) FROM PUBLIC;
 
 -- Rows outside every daily partition land here (before maintain() has run).
 CREATE TABLE secpolicy.login_attempts_default PARTITION OF secpolicy.login_attempts DEFAULT;
+SELECT secpolicy.index_attempt_partition('secpolicy.login_attempts_default');
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.login_attempts_default', '');
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.login_attempts_id_seq', '');
 
@@ -73,6 +89,7 @@ BEGIN
             hi := ((d + 1)::timestamp AT TIME ZONE 'UTC');
             EXECUTE pg_catalog.format(
                 'CREATE TABLE secpolicy.%I (LIKE secpolicy.login_attempts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+            PERFORM secpolicy.index_attempt_partition(('secpolicy.' || quote_ident(name))::regclass);
             EXECUTE pg_catalog.format(
                 'WITH moved AS (DELETE FROM secpolicy.login_attempts_default WHERE attempted_at >= %L AND attempted_at < %L RETURNING *)'
                 ' INSERT INTO secpolicy.%I SELECT * FROM moved', lo, hi, name);

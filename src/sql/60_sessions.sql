@@ -112,8 +112,8 @@ REVOKE ALL ON FUNCTION secpolicy.start_session(bigint, inet, text, boolean) FROM
 
 -- Internal: the writes of session_touch(): record activity ('touch') or end
 -- an expired session ('idle', 'lifetime').  Returns the session's status
--- afterwards.  A touch that is the transaction's only write skips the wait
--- for the WAL flush: losing it can only make the session look idle sooner.
+-- afterwards.  (The commit waits for the WAL flush like any other: skipping
+-- the wait would also cover whatever the caller's transaction writes next.)
 CREATE FUNCTION secpolicy.session_mark(user_id bigint, session_id bigint, action text, at timestamptz)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -122,9 +122,6 @@ DECLARE
     reason text;
 BEGIN
     IF action = 'touch' THEN
-        IF pg_current_xact_id_if_assigned() IS NULL THEN
-            PERFORM set_config('synchronous_commit', 'off', true);
-        END IF;
         -- concurrent touches that all saw a stale last_seen_at write it once
         UPDATE secpolicy.sessions s SET last_seen_at = session_mark.at
          WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id AND s.ended_at IS NULL

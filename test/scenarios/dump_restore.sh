@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Scenario: pg_dump -Fc of a database that uses secpolicy, restored with
+# pg_restore into a new database, keeps the whole security state:
+#   - a modified policy row (restored over the default one that CREATE
+#     EXTENSION inserts) and the organisation's blocklist words;
+#   - users with their hashes byte for byte (the hash-on-write trigger fires
+#     during the COPY and must keep argon2id strings), password history,
+#     a locked, a disabled and a TOTP-enrolled account with recovery codes;
+#   - sessions (a live token still works), access grants;
+#   - the audit log (chain intact, same head), login_attempts in the daily
+#     partitions made by create_attempt_partitions(2) (tables attached to an
+#     extension-owned parent) and in the default partition;
+#   - the sequences (new rows in the copy get fresh ids);
+#   - the failure counter of an unknown username at the limit.
+# pg_restore must run without errors, also as one transaction (a restore that
+# only "works" with errors ignored fails under --single-transaction).
+# Then the restored database works: the old password logs in unchanged,
+# history refuses a reused password, the locked account stays locked, the
+# TOTP user verifies a code and a recovery code.
+# Environment: PGHOST/PGPORT/PGUSER of a superuser (scripts/test).
+set -u -o pipefail
+
+src=scen_dump_restore_$$
+dst=scen_dump_restore_copy_$$
+dst1=scen_dump_restore_single_$$
+work=$(mktemp -d "${TMPDIR:-/tmp}/scen_dump.XXXXXX")
+T=0
+FAILS=0
+
+pass() { T=$((T + 1)); echo "ok $T - $1"; }
+fail() {
+    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
+    local l; for l in "$@"; do echo "#   $l"; done
+}
+is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
+qs() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$src" -c "$1" 2>&1; }
+qd() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$dst" -c "$1" 2>&1; }
+
+cleanup() {
+    rm -rf "$work"
+    dropdb --if-exists "$dst" >/dev/null 2>&1
+    dropdb --if-exists "$dst1" >/dev/null 2>&1
+    dropdb --if-exists "$src" >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+# count and digest of a relation's rows, or of a query's (order-independent)
+fingerprint() { echo "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM ($1) t"; }
+TABLES=(policy password_blocklist users password_history audit_log login_attempts sessions
+        totp_credentials recovery_codes user_access)
+SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_seq sessions_id_seq
+      recovery_codes_id_seq)
+
+echo "1..30"
+
+if ! createdb "$src" || ! qs "CREATE EXTENSION secpolicy" >/dev/null; then
+    echo "Bail out! cannot create database $src with secpolicy"
+    exit 1
+fi
+
+P1='Dump-Restore!Pw1x'
+P2='Dump-Restore!Pw2y'
+P3='Dump-Restore!Pw3z'
+PB='Bravo-Account!7q'
+PC='Charlie-Account!8r'
+PD='Delta-Account!9s'
+
+# --- the source database ----------------------------------------------------
+setup=$(qs "UPDATE secpolicy.policy
+               SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = false, min_length = 13,
+                   history_depth = 3, max_failed_attempts = 4, session_idle_timeout = '20 minutes',
+                   totp_issuer = 'ScenCorp';
+            INSERT INTO secpolicy.password_blocklist (word) VALUES ('scencorp'), ('widgetron');
+            SELECT secpolicy.create_attempt_partitions(2);
+            SELECT count(secpolicy.create_user(u, p)) FROM (VALUES ('alice', '$P1'), ('bob', '$PB'),
+                   ('carol', '$PC'), ('dave', '$PD')) v(u, p);" | paste -sd,)
+setup+=,$(qs "SELECT status FROM secpolicy.change_password('alice', '$P1', '$P2')")
+setup+=,$(qs "SELECT status FROM secpolicy.change_password('alice', '$P2', '$P3')")
+for i in 1 2 3 4; do qs "SELECT secpolicy.login('bob', 'Wr0ng-Bravo!$i', '10.0.0.$i')" >/dev/null; done
+for i in 1 2 3 4; do qs "SELECT secpolicy.login('nobody', 'Wr0ng-Nobody!$i', '10.0.1.$i')" >/dev/null; done
+tok_alice=$(qs "SELECT session_token FROM secpolicy.login('alice', '$P3', '10.0.2.1', 'browser')")
+tok_gone=$(qs "SELECT session_token FROM secpolicy.login('alice', '$P3', '10.0.2.2', 'phone')")
+setup+=,$(qs "SELECT secpolicy.logout('$tok_gone')")
+tok_carol=$(qs "SELECT session_token FROM secpolicy.login('carol', '$PC')")
+totp_secret=$(qs "SELECT secret FROM secpolicy.totp_enroll('$tok_carol')")
+recovery=$(qs "SELECT (recovery_codes)[1] FROM secpolicy.totp_confirm('$tok_carol',
+                   secpolicy.totp_code('$totp_secret', now(), 6, 30, 'sha1'))")
+setup+=,$(qs "SELECT secpolicy.grant_access('alice', 'billing.read', 'scenario')")
+qs "SELECT secpolicy.disable_user('dave', 'left the company')" >/dev/null
+qs "INSERT INTO secpolicy.login_attempts (attempted_at, username, client_addr, success, outcome)
+    VALUES (now() - interval '40 days', 'old-row', '10.9.9.9', false, 'invalid_password'),
+           (now() + interval '1 day', 'future-row', '10.9.9.8', false, 'invalid_password')" >/dev/null
+is "$setup,$([ -n "$recovery" ] && echo enrolled)" "3,4,ok,ok,t,t,enrolled" \
+   "source: policy edited, 3 partitions, 4 users, history, lockout, sessions, TOTP, grant, disable"
+
+declare -A before
+for t in "${TABLES[@]}"; do before[$t]=$(qs "$(fingerprint "SELECT * FROM secpolicy.$t")"); done
+parts_src=$(qs "SELECT string_agg(c.relname || '=' || (SELECT count(*) FROM secpolicy.login_attempts a
+                                                         WHERE a.tableoid = c.oid), ',' ORDER BY c.relname)
+                  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = 'secpolicy.login_attempts'::regclass")
+seqs_src=$(for s in "${SEQS[@]}"; do qs "SELECT last_value FROM secpolicy.$s"; done | paste -sd,)
+chain_src=$(qs "SELECT intact, rows_checked, head_hash FROM secpolicy.verify_audit_chain()")
+policy_src=$(qs "SELECT to_jsonb(p) FROM secpolicy.policy p")
+
+# --- dump and restore -------------------------------------------------------
+if pg_dump -Fc -d "$src" -f "$work/dump" 2>"$work/dump.err"; then pass "pg_dump -Fc"
+else fail "pg_dump -Fc" "$(cat "$work/dump.err")"; fi
+createdb "$dst"
+if pg_restore -d "$dst" "$work/dump" 2>"$work/restore.err" && [ ! -s "$work/restore.err" ]; then
+    pass "pg_restore into a new database, without errors or warnings"
+else
+    fail "pg_restore into a new database, without errors or warnings" "$(head -20 "$work/restore.err")"
+fi
+
+createdb "$dst1"
+if pg_restore --single-transaction --exit-on-error -d "$dst1" "$work/dump" 2>"$work/restore1.err"; then
+    pass "pg_restore --single-transaction --exit-on-error succeeds too"
+else
+    fail "pg_restore --single-transaction --exit-on-error succeeds too" "$(head -3 "$work/restore1.err")"
+fi
+
+# --- the copy holds the same state --------------------------------------------
+is "$(qd "SELECT to_jsonb(p) FROM secpolicy.policy p")" "$policy_src" \
+   "policy row equals the dumped one (updated_at and updated_by included)"
+is "$(qd "SELECT count(*), min(preset), min(min_length), min(max_failed_attempts) FROM secpolicy.policy")" \
+   "1|custom|13|4" "exactly one policy row, the edited one, not the default"
+for t in "${TABLES[@]}"; do
+    [ "$t" = policy ] && continue
+    is "$(qd "$(fingerprint "SELECT * FROM secpolicy.$t")")" "${before[$t]}" "secpolicy.$t: same rows"
+done
+is "$(qd "SELECT string_agg(c.relname || '=' || (SELECT count(*) FROM secpolicy.login_attempts a
+                                                   WHERE a.tableoid = c.oid), ',' ORDER BY c.relname)
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'secpolicy.login_attempts'::regclass")" "$parts_src" \
+   "login_attempts: the same partitions, attached, each with the same rows"
+is "$(for s in "${SEQS[@]}"; do qd "SELECT last_value FROM secpolicy.$s"; done | paste -sd,)" "$seqs_src" \
+   "sequences restored"
+is "$(qd "SELECT intact, rows_checked, head_hash FROM secpolicy.verify_audit_chain()")" "$chain_src" \
+   "audit chain intact, same length and head"
+
+# --- the copy works -----------------------------------------------------------
+hash_before=$(qd "SELECT password_hash FROM secpolicy.users WHERE username = 'alice'")
+is "$(qd "SELECT status FROM secpolicy.login('alice', '$P3')")" ok "alice logs in with her password"
+is "$(qd "SELECT password_hash FROM secpolicy.users WHERE username = 'alice'")" "$hash_before" \
+   "her hash is unchanged (it was not rehashed, neither by the restore nor at login)"
+is "$(qd "SELECT status, violations FROM secpolicy.change_password('alice', '$P3', '$P2')")" \
+   "rejected|{reused_password}" "the restored history refuses a previous password"
+is "$(qd "SELECT status FROM secpolicy.session_touch('$tok_alice')")|$(qd "SELECT status FROM secpolicy.session_touch('$tok_gone')")" \
+   "active|revoked" "a live session token still works, an ended one stays ended"
+is "$(qd "SELECT status FROM secpolicy.login('bob', '$PB')")" reset_required "bob stays locked out"
+is "$(qd "SELECT status FROM secpolicy.login('dave', '$PD')")" disabled "dave stays disabled"
+challenge=$(qd "SELECT status || ' ' || challenge_token FROM secpolicy.login('carol', '$PC')")
+is "${challenge%% *}" mfa_required "carol, enrolled, is asked for her second factor"
+is "$(qd "SELECT status FROM secpolicy.verify_mfa('${challenge#* }',
+                 secpolicy.totp_code('$totp_secret', now() + interval '30 seconds', 6, 30, 'sha1'))")" ok \
+   "carol's TOTP secret (sealed in the dump) verifies a code"
+challenge=$(qd "SELECT challenge_token FROM secpolicy.login('carol', '$PC')")
+is "$(qd "SELECT status FROM secpolicy.verify_mfa('$challenge', '$recovery')")" ok "a recovery code from the dump works"
+is "$(qd "SELECT array_to_string(secpolicy.password_violations('Widgetron-2024!x'), ',')")" common_password \
+   "the organisation's blocklist words are enforced"
+is "$(qd "SELECT secpolicy.create_user('erin', 'Echo-Account!5t') > (SELECT max(id) FROM secpolicy.users WHERE username <> 'erin');
+          SELECT secpolicy.create_attempt_partitions(2);
+          SELECT intact FROM secpolicy.verify_audit_chain();")" $'t\n0\nt' \
+   "new rows get fresh ids, the partitions are already there, the chain stays intact"
+is "$(qd "SELECT status FROM secpolicy.login('nobody', 'Wr0ng-Nobody!5')")" reset_required \
+   "an unknown username at the failure limit stays at it (as a locked account does)"
+
+exit $((FAILS > 0))
