@@ -69,15 +69,55 @@ SELECT status FROM secpolicy.session_touch(:'session_token');
 RESET ROLE;
 
 \echo
-\echo '7. Someone tries passwords on accounts that do not exist: same answers, same time, same lockout.'
+\echo '7. Six months later (the demo ages her password): the password has expired and must change.'
+UPDATE secpolicy.users SET password_changed_at = now() - interval '6 months 1 day' WHERE username = :'alice';
 SET ROLE demo_app;
-SELECT n AS attempt, (secpolicy.login('bob@example.com', 'guess-' || n, '198.51.100.23')).status
-  FROM generate_series(1, 6) AS n;
+SELECT status, password_expires_at::date FROM secpolicy.login(:'alice', 'Violet-Harbour-77', '203.0.113.7');
+SELECT * FROM secpolicy.change_password(:'alice', 'Violet-Harbour-77', 'Violet-Harbour-77');
+SELECT * FROM secpolicy.change_password(:'alice', 'Violet-Harbour-77', 'Silver-Estuary-19');
+SELECT status FROM secpolicy.login(:'alice', 'Silver-Estuary-19', '203.0.113.7');
 RESET ROLE;
 
 \echo
-\echo '8. Reports: what an analyst sees of the failed attempts, and the audit trail.'
-SELECT stage, outcome, success, count(*) AS attempts
-  FROM secpolicy.login_attempts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
-SELECT id, action, username, actor FROM secpolicy.audit_log ORDER BY id;
+\echo '8. Someone sprays one password over many account names, most of which do not exist:'
+\echo '   the answers (and the time taken) are the same for real and unknown names.'
+SET ROLE demo_app;
+SELECT name, (secpolicy.login(name, 'Summer2026!', '198.51.100.23')).status
+  FROM unnest(ARRAY['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.com',
+                    'erin@example.com', 'frank@example.com', 'grace@example.com', 'heidi@example.com',
+                    'ivan@example.com', 'judy@example.com', 'mallory@example.com', 'oscar@example.com']) AS name;
+RESET ROLE;
+
+\echo
+\echo '9. Reports for the analyst, and the attack detection that a scheduler runs (maintain()):'
+SET ROLE demo_admin;
+SELECT day, failures, distinct_accounts, distinct_usernames, distinct_sources, lockouts
+  FROM secpolicy.failed_logins_daily;
+SELECT username, known_account, failures_24h, currently_locked
+  FROM secpolicy.failed_logins_by_user ORDER BY failures_24h DESC, username LIMIT 5;
+SELECT client_addr, failures_24h, distinct_usernames_24h, spraying FROM secpolicy.failed_logins_by_source;
+SELECT incident_id, kind, subject FROM secpolicy.detect_attacks();
+SELECT id, kind, severity, title, deadline_state FROM secpolicy.incident_report
+  LEFT JOIN secpolicy.incidents_due USING (id, kind, severity, title);
+SELECT user_id, username, state, mfa_enrolled, password_expires_at::date, last_login_at IS NOT NULL AS logged_in
+  FROM secpolicy.account_status;
+
+\echo
+\echo '10. A leaver: the admin offboards Alice.  Her sessions end at once and the shared'
+\echo '    credentials she knew fall due for rotation.'
+SELECT secpolicy.add_shared_credential('supplier-portal', 'the team login at our supplier') AS credential_id;
+SELECT secpolicy.grant_shared_credential(:'alice', 'supplier-portal');
+SELECT secpolicy.offboard(:'alice', 'left the company');
+SELECT name, rotation_reason FROM secpolicy.credentials_due_rotation;
+RESET ROLE;
+SET ROLE demo_app;
+SELECT status FROM secpolicy.login(:'alice', 'Silver-Estuary-19');
+RESET ROLE;
+
+\echo
+\echo '11. Evidence for the auditor: the compliance view and the tamper-evident audit trail.'
+SET ROLE demo_admin;
+SELECT statement, setting_ok, in_scope, compliant FROM secpolicy.compliance;
+SELECT id, action, username, actor_role, reason FROM secpolicy.audit_log ORDER BY id;
 SELECT intact, rows_checked FROM secpolicy.verify_audit_chain();
+RESET ROLE;
