@@ -138,6 +138,64 @@ COMMENT ON FUNCTION secpolicy.complete_login(bigint, inet, text, boolean) IS
     'Internal: clear the failure counter, stamp the login and open a session.';
 REVOKE ALL ON FUNCTION secpolicy.complete_login(bigint, inet, text, boolean) FROM PUBLIC;
 
+-- Internal: the password check that login() and change_password() share.
+-- It locks the account row (FOR UPDATE: concurrent guesses on one account
+-- queue here), answers an unknown name exactly as a real one, refuses at the
+-- failure limit without evaluating anything, and verifies the password (an
+-- account without one against the dummy hash, in the same time; an empty
+-- password never passes), counting a failure.  status is 'password_ok' when
+-- the password is right (the row stays locked, nothing is recorded yet, user_id
+-- is set); otherwise it is the answer to give, and the attempt is recorded.
+CREATE FUNCTION secpolicy.authenticate(username text, password text, client_addr inet, user_agent text,
+                                       stage text, OUT status text, OUT user_id bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u secpolicy.users;
+    ok boolean;
+BEGIN
+    status := 'invalid_credentials';
+    IF authenticate.username IS NULL OR authenticate.username = '' OR authenticate.password IS NULL THEN
+        PERFORM secpolicy.record_attempt(NULL, authenticate.username, authenticate.client_addr,
+                                         authenticate.user_agent, false, 'invalid_input', authenticate.stage);
+        RETURN;
+    END IF;
+
+    SELECT * INTO u FROM secpolicy.users x
+     WHERE lower(x.username) = lower(authenticate.username) FOR UPDATE;
+    IF NOT FOUND THEN
+        status := secpolicy.unknown_user_attempt(authenticate.username, authenticate.password);
+        PERFORM secpolicy.record_attempt(NULL, authenticate.username, authenticate.client_addr,
+                                         authenticate.user_agent, false, 'unknown_user', authenticate.stage);
+        RETURN;
+    END IF;
+
+    IF u.failed_attempts >= (SELECT p.max_failed_attempts FROM secpolicy.policy p) THEN
+        status := 'reset_required';
+        PERFORM secpolicy.record_attempt(u.id, authenticate.username, authenticate.client_addr,
+                                         authenticate.user_agent, false, 'locked', authenticate.stage);
+        RETURN;
+    END IF;
+
+    -- a statement of its own, so that nothing can skip the verification
+    ok := secpolicy.verify_password(authenticate.password,
+                                    coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)));
+    IF NOT ok OR u.password_hash IS NULL OR authenticate.password = '' THEN
+        status := secpolicy.register_failure(u.id);
+        PERFORM secpolicy.record_attempt(u.id, authenticate.username, authenticate.client_addr,
+                                         authenticate.user_agent, false,
+                                         CASE status WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_password' END,
+                                         authenticate.stage);
+        RETURN;
+    END IF;
+    status := 'password_ok';
+    user_id := u.id;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.authenticate(text, text, inet, text, text) IS
+    'Internal: lock the account, check the password (or answer for an unknown name), count failures.';
+REVOKE ALL ON FUNCTION secpolicy.authenticate(text, text, inet, text, text) FROM PUBLIC;
+
 CREATE FUNCTION secpolicy.login(username text, password text, client_addr inet DEFAULT NULL,
                                 user_agent text DEFAULT NULL)
     RETURNS secpolicy.login_result
@@ -146,45 +204,17 @@ AS $$
 DECLARE
     pol secpolicy.policy;
     u secpolicy.users;
+    a record := secpolicy.authenticate(login.username, login.password, login.client_addr,
+                                       login.user_agent, 'password');
     st text;
-    ok boolean;
     expires timestamptz;
     enrolled boolean;
 BEGIN
-    IF login.username IS NULL OR login.username = '' OR login.password IS NULL THEN
-        PERFORM secpolicy.record_attempt(NULL, login.username, login.client_addr, login.user_agent,
-                                         false, 'invalid_input');
-        RETURN ROW('invalid_credentials', NULL, NULL, NULL, NULL)::secpolicy.login_result;
+    IF a.status <> 'password_ok' THEN
+        RETURN ROW(a.status, NULL, NULL, NULL, NULL)::secpolicy.login_result;
     END IF;
     SELECT * INTO pol FROM secpolicy.policy;
-
-    SELECT * INTO u FROM secpolicy.users x
-     WHERE lower(x.username) = lower(login.username) FOR UPDATE;
-    IF NOT FOUND THEN
-        st := secpolicy.unknown_user_attempt(login.username, login.password);
-        PERFORM secpolicy.record_attempt(NULL, login.username, login.client_addr, login.user_agent,
-                                         false, 'unknown_user');
-        RETURN ROW(st, NULL, NULL, NULL, NULL)::secpolicy.login_result;
-    END IF;
-
-    -- at the limit nothing more is evaluated
-    IF u.failed_attempts >= pol.max_failed_attempts THEN
-        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
-                                         false, 'locked');
-        RETURN ROW('reset_required', NULL, NULL, NULL, NULL)::secpolicy.login_result;
-    END IF;
-
-    -- an account without a password verifies against the dummy hash, in the same
-    -- time (a statement of its own, so that nothing can skip it); an empty
-    -- password never logs in
-    ok := secpolicy.verify_password(login.password,
-                                    coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)));
-    IF NOT ok OR u.password_hash IS NULL OR login.password = '' THEN
-        st := secpolicy.register_failure(u.id);
-        PERFORM secpolicy.record_attempt(u.id, login.username, login.client_addr, login.user_agent,
-                                         false, CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_password' END);
-        RETURN ROW(st, NULL, NULL, NULL, NULL)::secpolicy.login_result;
-    END IF;
+    SELECT * INTO u FROM secpolicy.users x WHERE x.id = a.user_id;
 
     -- the password is right: only now may the account's state show
     IF u.disabled_at IS NOT NULL OR u.reset_required THEN

@@ -39,40 +39,16 @@ CREATE FUNCTION secpolicy.change_password(username text, old_password text, new_
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    pol secpolicy.policy;
     u secpolicy.users;
-    st text;
-    ok boolean;
+    a record := secpolicy.authenticate(change_password.username, change_password.old_password,
+                                       change_password.client_addr, NULL, 'change_password');
     broken text[];
     keep bigint;
 BEGIN
-    IF change_password.username IS NULL OR change_password.username = ''
-       OR change_password.old_password IS NULL THEN
-        RETURN ROW('invalid_credentials', NULL)::secpolicy.password_result;
+    IF a.status <> 'password_ok' THEN
+        RETURN ROW(a.status, NULL)::secpolicy.password_result;
     END IF;
-    SELECT * INTO pol FROM secpolicy.policy;
-    SELECT * INTO u FROM secpolicy.users x
-     WHERE lower(x.username) = lower(change_password.username) FOR UPDATE;
-    IF NOT FOUND THEN
-        st := secpolicy.unknown_user_attempt(change_password.username, change_password.old_password);
-        PERFORM secpolicy.record_attempt(NULL, change_password.username, change_password.client_addr, NULL,
-                                         false, 'unknown_user', 'change_password');
-        RETURN ROW(st, NULL)::secpolicy.password_result;
-    END IF;
-    IF u.failed_attempts >= pol.max_failed_attempts THEN
-        PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
-                                         false, 'locked', 'change_password');
-        RETURN ROW('reset_required', NULL)::secpolicy.password_result;
-    END IF;
-    ok := secpolicy.verify_password(change_password.old_password,
-                                    coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)));
-    IF NOT ok OR u.password_hash IS NULL OR change_password.old_password = '' THEN
-        st := secpolicy.register_failure(u.id);
-        PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
-                                         false, CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_password' END,
-                                         'change_password');
-        RETURN ROW(st, NULL)::secpolicy.password_result;
-    END IF;
+    SELECT * INTO u FROM secpolicy.users x WHERE x.id = a.user_id;
     IF u.disabled_at IS NOT NULL THEN
         PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
                                          false, 'disabled', 'change_password');
