@@ -32,6 +32,34 @@ COMMENT ON FUNCTION secpolicy.try_set_password(bigint, text) IS
     'Internal: set a password from plaintext; returns the rule codes broken (empty when set).';
 REVOKE ALL ON FUNCTION secpolicy.try_set_password(bigint, text) FROM PUBLIC;
 
+CREATE TABLE secpolicy.password_resets (
+    user_id bigint NOT NULL REFERENCES secpolicy.users ON DELETE CASCADE,
+    id bigserial NOT NULL,
+    token_digest bytea NOT NULL UNIQUE,
+    requested_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    requested_addr inet,
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz,
+    revoked_at timestamptz,
+    PRIMARY KEY (user_id, id)
+);
+COMMENT ON TABLE secpolicy.password_resets IS
+    'Password-reset tokens (as SHA-256 digests): single use, expiring, one live token per user.';
+GRANT SELECT (user_id, id, requested_at, requested_addr, expires_at, used_at, revoked_at)
+    ON secpolicy.password_resets TO secpolicy_admin;
+
+-- Internal: revoke a user's live reset tokens; whatever changes or locks the
+-- password (a new request, a change, an admin, disabling) calls it.
+CREATE FUNCTION secpolicy.revoke_reset_tokens(user_id bigint) RETURNS void
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE secpolicy.password_resets r SET revoked_at = now()
+     WHERE r.user_id = $1 AND r.used_at IS NULL AND r.revoked_at IS NULL;
+$$;
+COMMENT ON FUNCTION secpolicy.revoke_reset_tokens(bigint) IS
+    'Internal: revoke the live password-reset tokens of a user.';
+REVOKE ALL ON FUNCTION secpolicy.revoke_reset_tokens(bigint) FROM PUBLIC;
+
 CREATE FUNCTION secpolicy.change_password(username text, old_password text, new_password text,
                                           client_addr inet DEFAULT NULL,
                                           session_token text DEFAULT NULL)
@@ -69,8 +97,7 @@ BEGIN
        AND s.token_digest = secpolicy.token_digest(change_password.session_token)
        AND s.user_id = u.id AND s.ended_at IS NULL;
     PERFORM secpolicy.end_sessions(u.id, 'password_changed', keep);
-    UPDATE secpolicy.password_resets r SET revoked_at = now()
-     WHERE r.user_id = u.id AND r.used_at IS NULL AND r.revoked_at IS NULL;
+    PERFORM secpolicy.revoke_reset_tokens(u.id);
     PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
                                      true, 'password_changed', 'change_password');
     PERFORM secpolicy.audit('password_changed', u.id, u.username);
@@ -81,22 +108,6 @@ COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text) IS
     'Changes a password given the current one (expired passwords included); other sessions of the user end.';
 REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text) TO secpolicy_app;
-
-CREATE TABLE secpolicy.password_resets (
-    user_id bigint NOT NULL REFERENCES secpolicy.users ON DELETE CASCADE,
-    id bigserial NOT NULL,
-    token_digest bytea NOT NULL UNIQUE,
-    requested_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    requested_addr inet,
-    expires_at timestamptz NOT NULL,
-    used_at timestamptz,
-    revoked_at timestamptz,
-    PRIMARY KEY (user_id, id)
-);
-COMMENT ON TABLE secpolicy.password_resets IS
-    'Password-reset tokens (as SHA-256 digests): single use, expiring, one live token per user.';
-GRANT SELECT (user_id, id, requested_at, requested_addr, expires_at, used_at, revoked_at)
-    ON secpolicy.password_resets TO secpolicy_admin;
 
 CREATE FUNCTION secpolicy.request_password_reset(username text, client_addr inet DEFAULT NULL)
     RETURNS text
@@ -115,8 +126,7 @@ BEGIN
         RETURN NULL;
     END IF;
     -- a new token replaces any live one
-    UPDATE secpolicy.password_resets r SET revoked_at = now()
-     WHERE r.user_id = u.id AND r.used_at IS NULL AND r.revoked_at IS NULL;
+    PERFORM secpolicy.revoke_reset_tokens(u.id);
     token := secpolicy.random_token('spr');
     INSERT INTO secpolicy.password_resets (user_id, token_digest, requested_addr, expires_at)
     VALUES (u.id, secpolicy.token_digest(token), request_password_reset.client_addr,

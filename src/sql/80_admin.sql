@@ -144,8 +144,7 @@ BEGIN
     UPDATE secpolicy.users u SET disabled_at = coalesce(u.disabled_at, now()), disabled_reason = why
      WHERE u.id = uid;
     ended := secpolicy.end_sessions(uid, 'disabled');
-    UPDATE secpolicy.password_resets r SET revoked_at = now()
-     WHERE r.user_id = uid AND r.used_at IS NULL AND r.revoked_at IS NULL;
+    PERFORM secpolicy.revoke_reset_tokens(uid);
     PERFORM secpolicy.audit('user_disabled', uid, disable_user.username, why,
                             jsonb_build_object('sessions_ended', ended,
                                                'credentials_due', secpolicy.mark_credentials_due(uid, 'holder disabled: ' || why)));
@@ -199,8 +198,7 @@ BEGIN
            failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE u.id = uid;
     PERFORM secpolicy.end_sessions(uid, 'admin');
-    UPDATE secpolicy.password_resets r SET revoked_at = now()
-     WHERE r.user_id = uid AND r.used_at IS NULL AND r.revoked_at IS NULL;
+    PERFORM secpolicy.revoke_reset_tokens(uid);
     PERFORM secpolicy.audit('password_set_by_admin', uid, admin_set_password.username, admin_set_password.reason);
 END
 $$;
