@@ -15,6 +15,7 @@ OBJS = \
 	src/totp.o \
 	src/seal.o \
 	src/session.o \
+	src/ledger.o \
 	src/logfilter.o
 
 # The install script is assembled from one part per concern (src/sql/NN_*.sql).

@@ -15,9 +15,12 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#if PG_VERSION_NUM >= 140000
 #include "utils/wait_event.h"
+#endif
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -245,6 +248,7 @@ secpolicy_hash_password(PG_FUNCTION_ARGS)
 	size_t		len = VARSIZE_ANY_EXHDR(password);
 	SpPolicy	policy;
 
+	sp_logfilter_mark_statement();
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -267,6 +271,7 @@ secpolicy_verify_password(PG_FUNCTION_ARGS)
 	char	   *hashstr;
 	size_t		hashlen;
 
+	sp_logfilter_mark_statement();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
 

@@ -10,9 +10,9 @@
  * CONTEXT of log_parameter_max_length_on_error) and the parse trees and plans
  * of debug_print_*.  A statement carries a secret when it mentions
  * secpolicy, calls one of the flows by its bare name, EXECUTEs a prepared
- * statement that does, or wrote a password column guarded by
- * password_policy_trigger (the trigger marks it) or names a table listed in
- * secpolicy.redact_tables.
+ * statement that does, names a table listed in secpolicy.redact_tables, or
+ * reached C code of the extension that handles a secret (which marks it: a
+ * wrapper function, a table guarded by password_policy_trigger).
  *
  * The hook is installed when the library is loaded in a backend, which
  * happens at the first call of one of the extension's C functions.  Until
@@ -32,14 +32,22 @@
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 
+#include <sodium.h>
+
 #include "secpolicy.h"
 
 #define REDACTED "[redacted by secpolicy]"
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
-/* The text of the last statement a password trigger marked as secret. */
-static char *marked_statement = NULL;
+/*
+ * The last statement marked as secret by the C code that handled a secret:
+ * its keyed hash and length, never its text (which holds the secret).
+ */
+static unsigned char marked_hash[crypto_shorthash_BYTES];
+static unsigned char marked_key[crypto_shorthash_KEYBYTES];
+static size_t marked_len = 0;
+static bool marked = false;
 
 /* secpolicy.redact_tables: names whose statements are always redacted. */
 static char *redact_tables = NULL;
@@ -124,8 +132,21 @@ executed_statement(const char *stmt)
 	stmt += 7;
 	while (*stmt == ' ' || *stmt == '\t' || *stmt == '\n' || *stmt == '\r')
 		stmt++;
-	while (ident_char(*stmt) && n < NAMEDATALEN - 1)
-		name[n++] = pg_ascii_tolower((unsigned char) *stmt++);
+	if (*stmt == '"')
+	{
+		/* a quoted name keeps its case; "" stands for one quote */
+		for (stmt++; *stmt && n < NAMEDATALEN - 1; stmt++)
+		{
+			if (*stmt == '"' && stmt[1] != '"')
+				break;
+			if (*stmt == '"')
+				stmt++;
+			name[n++] = *stmt;
+		}
+	}
+	else
+		while (ident_char(*stmt) && n < NAMEDATALEN - 1)
+			name[n++] = pg_ascii_tolower((unsigned char) *stmt++);
 	name[n] = '\0';
 	if (n == 0)
 		return NULL;
@@ -172,6 +193,29 @@ names_redacted_table(const char *stmt)
 	return false;
 }
 
+/* The keyed hash of a statement's text. */
+static void
+statement_hash(const char *stmt, size_t len, unsigned char out[crypto_shorthash_BYTES])
+{
+	crypto_shorthash(out, (const unsigned char *) stmt, len, marked_key);
+}
+
+/* Is this the statement last marked as secret? */
+static bool
+is_marked(const char *stmt)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	size_t		len;
+
+	if (!marked)
+		return false;
+	len = strlen(stmt);
+	if (len != marked_len)
+		return false;
+	statement_hash(stmt, len, h);
+	return sodium_memcmp(h, marked_hash, sizeof(h)) == 0;
+}
+
 /* Does the running statement carry a secret? */
 static bool
 statement_carries_secret(void)
@@ -180,22 +224,26 @@ statement_carries_secret(void)
 
 	if (stmt == NULL || *stmt == '\0')
 		return false;
-	if (marked_statement != NULL && strcmp(marked_statement, stmt) == 0)
+	if (is_marked(stmt))
 		return true;
 	return text_carries_secret(stmt) || names_redacted_table(stmt) ||
 		text_carries_secret(executed_statement(stmt));
 }
 
-/* Mark the running statement as carrying a secret (from a password trigger). */
+/*
+ * Mark the running statement as carrying a secret: called by the C code
+ * that handles one (password hashing and checks, TOTP, tokens, the password
+ * triggers), so that a statement reaching it through a wrapper function, a
+ * prepared statement or an application table is redacted too.
+ */
 void
 sp_logfilter_mark_statement(void)
 {
-	if (debug_query_string == NULL ||
-		(marked_statement != NULL && strcmp(marked_statement, debug_query_string) == 0))
+	if (debug_query_string == NULL)
 		return;
-	if (marked_statement != NULL)
-		pfree(marked_statement);
-	marked_statement = MemoryContextStrdup(TopMemoryContext, debug_query_string);
+	marked_len = strlen(debug_query_string);
+	statement_hash(debug_query_string, marked_len, marked_hash);
+	marked = true;
 }
 
 /* Replace the statement text inside `message`. */
@@ -246,6 +294,7 @@ secpolicy_emit_log_hook(ErrorData *edata)
 void
 sp_logfilter_init(void)
 {
+	randombytes_buf(marked_key, sizeof(marked_key));
 	DefineCustomStringVariable("secpolicy.redact_tables",
 							   gettext_noop("Tables whose statements are kept out of the server log, e.g. those guarded by password_policy_trigger."),
 							   gettext_noop("A comma-separated list of table names; a statement naming one is redacted like a call of a flow."),

@@ -90,6 +90,8 @@ load_key(const char *setting, const char *path, unsigned char key[crypto_secretb
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open the key file named by %s: %m", setting)));
+	/* unbuffered: the key must not linger in a stdio buffer we cannot wipe */
+	setvbuf(f, NULL, _IONBF, 0);
 	/* check the file we opened, not the name (no window to swap it) */
 	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
 	{

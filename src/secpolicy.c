@@ -28,5 +28,6 @@ _PG_init(void)
 	sp_trigger_init();
 	sp_totp_init();
 	sp_seal_init();
+	sp_ledger_init();
 	sp_logfilter_init();
 }

@@ -74,6 +74,7 @@ typedef enum SpHashWriteMode
 {
 	SP_WRITE_DEFAULT = 0,		/* an argon2id string is kept, anything else hashed */
 	SP_WRITE_PLAINTEXT,			/* the value is plaintext: check and hash */
+	SP_WRITE_TEMPORARY,			/* plaintext set by an admin: rules, no history */
 	SP_WRITE_REHASH,			/* a fresh hash of the same password */
 	SP_WRITE_IMPORT				/* an argon2id hash made elsewhere */
 } SpHashWriteMode;
@@ -87,6 +88,9 @@ extern void sp_totp_init(void);
 extern void sp_seal_init(void);
 extern bytea *sp_seal(const unsigned char *plain, size_t len);
 extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
+
+/* ledger.c */
+extern void sp_ledger_init(void);
 
 /* logfilter.c */
 extern void sp_logfilter_init(void);

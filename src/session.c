@@ -143,7 +143,7 @@ read_policy(SessionPolicy *pol)
 	pol->touch_interval = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_touch_interval"),
 																   desc, &isnull), false, sizeof(Interval)));
 	table_endscan(scan);
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);
 }
 
 /* Find a session by the digest of its token; false when there is none. */
@@ -177,8 +177,8 @@ find_session(bytea *digest, SessionRow *row)
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 	return found;
 }
 
@@ -243,6 +243,8 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	char	   *status;
 	bool		found;
 
+	/* only an active answer proves a session for this transaction */
+	set_current(0, 0);
 	if (PG_ARGISNULL(0))
 		return touch_result(fcinfo, "unknown", 0, 0);
 	token = PG_GETARG_TEXT_PP(0);
@@ -267,8 +269,6 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 		read_policy(&pol);
 	PopActiveSnapshot();
 
-	/* only an active answer proves a session for this transaction */
-	set_current(0, 0);
 	if (!found)
 		return touch_result(fcinfo, "unknown", 0, 0);
 	if (row.ended)

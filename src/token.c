@@ -61,6 +61,7 @@ secpolicy_token_digest(PG_FUNCTION_ARGS)
 	text	   *token = PG_GETARG_TEXT_PP(0);
 	bytea	   *out = palloc(VARHDRSZ + crypto_hash_sha256_BYTES);
 
+	sp_logfilter_mark_statement();
 	SET_VARSIZE(out, VARHDRSZ + crypto_hash_sha256_BYTES);
 	crypto_hash_sha256((unsigned char *) VARDATA(out),
 					   (const unsigned char *) VARDATA_ANY(token),

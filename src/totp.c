@@ -230,6 +230,8 @@ secpolicy_totp_code(PG_FUNCTION_ARGS)
 	int64		step;
 	text	   *result;
 
+	sp_logfilter_mark_statement();
+
 	totp_params(&p, PG_GETARG_INT32(2), PG_GETARG_INT32(3),
 				text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	step = unix_seconds(PG_GETARG_TIMESTAMPTZ(1)) / p.period;
@@ -254,6 +256,8 @@ secpolicy_totp_match(PG_FUNCTION_ARGS)
 	int64		matched = 0;
 	bool		replayed;
 	bool		found;
+
+	sp_logfilter_mark_statement();
 
 	totp_params(&p, PG_GETARG_INT32(4), PG_GETARG_INT32(5),
 				text_to_cstring(PG_GETARG_TEXT_PP(6)));
@@ -304,6 +308,8 @@ secpolicy_otpauth_uri(PG_FUNCTION_ARGS)
 	size_t		keylen;
 	char	   *key;
 	char	   *canonical;
+
+	sp_logfilter_mark_statement();
 
 	totp_params(&p, PG_GETARG_INT32(4), PG_GETARG_INT32(5),
 				text_to_cstring(PG_GETARG_TEXT_PP(3)));
@@ -369,9 +375,16 @@ secpolicy_totp_new_secret(PG_FUNCTION_ARGS)
 				 errmsg("base32 encoding failed: %s", oath_strerror(rc))));
 	while (n < b32len && b32[n] != '=')
 		n++;
-	values[0] = PointerGetDatum(cstring_to_text_with_len(b32, n));
-	sodium_memzero(b32, b32len);
-	free(b32);
+	/* out of liboath's malloc'd buffer before anything can raise */
+	{
+		text	   *t = palloc(VARHDRSZ + n);
+
+		SET_VARSIZE(t, VARHDRSZ + n);
+		memcpy(VARDATA(t), b32, n);
+		sodium_memzero(b32, b32len);
+		free(b32);
+		values[0] = PointerGetDatum(t);
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -394,6 +407,8 @@ secpolicy_totp_verify_sealed(PG_FUNCTION_ARGS)
 	char	   *key;
 	int64		matched = 0;
 	bool		replayed = false;
+
+	sp_logfilter_mark_statement();
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "totp_verify_sealed must return a composite type");

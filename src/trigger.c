@@ -306,7 +306,8 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 	checked_att = column_number(rel, "password_checked_at");
 	id_att = column_number(rel, "id");
 
-	if (!password_changed(td, pw_att, write_mode != SP_WRITE_PLAINTEXT,
+	if (!password_changed(td, pw_att,
+						  write_mode != SP_WRITE_PLAINTEXT && write_mode != SP_WRITE_TEMPORARY,
 						  &newval, &oldval, &oldnull))
 	{
 		SPI_finish();
@@ -329,15 +330,22 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 	sp_policy_load(&policy);
 	cols[0] = pw_att;
 	vals[0] = newval;
-	if (write_mode == SP_WRITE_PLAINTEXT || !datum_is_argon2id(newval))
+	if (write_mode == SP_WRITE_PLAINTEXT || write_mode == SP_WRITE_TEMPORARY ||
+		!datum_is_argon2id(newval))
 	{
 		const char **previous;
 		int			nprevious;
 		text	   *plain = DatumGetTextPP(newval);
 
+		/*
+		 * An admin's temporary password is not compared with the history:
+		 * the user must replace it anyway, and the answer would tell the
+		 * admin whether a guess was the user's current password.
+		 */
 		nprevious = users_previous_hashes(user_id,
 										  oldnull ? NULL : TextDatumGetCString(oldval),
-										  policy.history_depth, &previous);
+										  write_mode == SP_WRITE_TEMPORARY ? 0 : policy.history_depth,
+										  &previous);
 		vals[0] = CStringGetTextDatum(enforce_and_hash(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain),
 													   row_value(td, column_number(rel, "username")),
 													   previous, nprevious, &policy));
@@ -534,7 +542,8 @@ secpolicy_password_policy_trigger(PG_FUNCTION_ARGS)
 /*
  * write_password(user_id bigint, value text, mode text) returns boolean:
  * the flows' only way to set a password.  Mode 'plaintext' checks and hashes
- * the value whatever it looks like; mode 'rehash' stores an argon2id string
+ * the value whatever it looks like ('temporary': the same without the history
+ * check, for an admin's temporary password); mode 'rehash' stores an argon2id string
  * computed from the current password, keeping history and age; mode 'import'
  * stores an argon2id string made elsewhere (history kept, age restarted,
  * rules never checked).
@@ -550,8 +559,11 @@ secpolicy_write_password(PG_FUNCTION_ARGS)
 	Datum		args[2];
 	bool		found;
 
+	sp_logfilter_mark_statement();
 	if (strcmp(mode, "plaintext") == 0)
 		newmode = SP_WRITE_PLAINTEXT;
+	else if (strcmp(mode, "temporary") == 0)
+		newmode = SP_WRITE_TEMPORARY;
 	else if (strcmp(mode, "rehash") == 0)
 		newmode = SP_WRITE_REHASH;
 	else if (strcmp(mode, "import") == 0)
@@ -559,9 +571,10 @@ secpolicy_write_password(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("mode must be 'plaintext', 'rehash' or 'import'")));
+				 errmsg("mode must be 'plaintext', 'temporary', 'rehash' or 'import'")));
 
-	if (newmode != SP_WRITE_PLAINTEXT && !datum_is_argon2id(PointerGetDatum(value)))
+	if ((newmode == SP_WRITE_REHASH || newmode == SP_WRITE_IMPORT) &&
+		!datum_is_argon2id(PointerGetDatum(value)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("not an acceptable argon2id hash"),

@@ -9,6 +9,7 @@
 --   with a row (append-only trigger disabled as superuser inside this
 --   transaction) or deleting one is reported at the right row.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(92);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
@@ -17,21 +18,6 @@ UPDATE secpolicy.policy SET require_mfa = false;
 \set ref '$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc'
 \set ref_argon2i '$argon2i$v=19$m=64,t=2,p=1$c29tZXNhbHQ$mJ2mVFjovhRArlVdCzyKw6ZYTg0ikLncyRWminHkHB4'
 
-CREATE FUNCTION pg_temp.error_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text;
-    dt text;
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, dt = PG_EXCEPTION_DETAIL;
-    RETURN st || ': ' || coalesce(dt, '');
-END
-$$;
-CREATE FUNCTION pg_temp.status(u text, p text) RETURNS text LANGUAGE sql AS $$
-    SELECT l.status FROM secpolicy.login(u, p) l;
-$$;
 -- the newest audit row: action, user id, username, reason, details
 CREATE FUNCTION pg_temp.last_audit() RETURNS text LANGUAGE sql AS $$
     SELECT ROW(a.action, a.user_id, a.username, a.reason, a.details)::text FROM secpolicy.audit_log a ORDER BY a.id DESC LIMIT 1;

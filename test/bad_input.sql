@@ -10,6 +10,7 @@
 --   nor in the message, detail, hint or context of the errors raised;
 --   an imported hash of the empty password does not make login() raise.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(59);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
@@ -20,12 +21,6 @@ CREATE TEMP TABLE secrets (s text PRIMARY KEY);
 INSERT INTO secrets VALUES ('Thrush-Pass-01x'), ('Thrush-Pass-02x'), ('Thrush-Pass-03x'), ('Wrong-Guess-01x'),
                            ('Zebra-Unique-77!'), ('Temp-Admin-Pass-9x'), ('Robin-Pass-01x'), ('zqxvw');
 
-CREATE FUNCTION pg_temp.status(u text, p text) RETURNS text LANGUAGE sql AS $$
-    SELECT l.status FROM secpolicy.login(u, p) l;
-$$;
-CREATE FUNCTION pg_temp.verifications() RETURNS bigint LANGUAGE sql AS $$
-    SELECT verifications FROM secpolicy.hash_stats();
-$$;
 -- 'SQLSTATE' and whether a secret shows in any part of the error a statement
 -- raises (the context's quote of the statement itself aside)
 CREATE FUNCTION pg_temp.error_leaks(q text) RETURNS text LANGUAGE plpgsql AS $$

@@ -13,13 +13,12 @@
 -- usernames, stuffing 5 sources, brute force 20 failures, compromise 3
 -- failures) and a 1-hour window.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(64);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 SET LOCAL TimeZone = 'UTC';
 
-CREATE FUNCTION pg_temp.uid(username text) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT u.id FROM secpolicy.users u WHERE u.username = $1 $$;
 -- one attempt, minutes before T (negative: after T)
 CREATE FUNCTION pg_temp.att(minutes_before numeric, username text, addr inet,
                             success boolean DEFAULT false, outcome text DEFAULT NULL) RETURNS void
@@ -35,15 +34,6 @@ CREATE FUNCTION pg_temp.patterns(until timestamptz DEFAULT '2025-06-01 12:00+00'
 CREATE FUNCTION pg_temp.audits(action text, incident bigint) RETURNS bigint
     LANGUAGE sql AS $$
     SELECT count(*) FROM secpolicy.audit_log a WHERE a.action = $1 AND (a.details ->> 'incident')::bigint = $2 $$;
-CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text
-    LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN NULL;
-EXCEPTION WHEN others THEN
-    RETURN SQLSTATE;
-END
-$$;
 
 DELETE FROM secpolicy.login_attempts;
 DELETE FROM secpolicy.incidents;

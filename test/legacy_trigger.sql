@@ -8,23 +8,11 @@
 -- a legacy table whose rows held plaintext before the trigger came, and an
 -- application that rewrites the history column itself.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(41);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
 UPDATE secpolicy.policy SET history_depth = 3;
-
-CREATE FUNCTION pg_temp.error_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text;
-    dt text;
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, dt = PG_EXCEPTION_DETAIL;
-    RETURN st || ': ' || coalesce(dt, '');
-END
-$$;
 
 CREATE TABLE public.regress_app_accounts (
     id serial PRIMARY KEY,

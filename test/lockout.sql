@@ -8,25 +8,17 @@
 --   clears the lockout; change_password with a wrong old password counts; a
 --   lowered max_failed_attempts applies; disabled accounts lock too.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(49);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
 UPDATE secpolicy.policy SET require_mfa = false, max_failed_attempts = 5;
 
-CREATE FUNCTION pg_temp.status(u text, p text) RETURNS text LANGUAGE sql AS $$
-    SELECT l.status FROM secpolicy.login(u, p) l;
-$$;
 CREATE FUNCTION pg_temp.change(u text, o text, n text) RETURNS text LANGUAGE sql AS $$
     SELECT c.status FROM secpolicy.change_password(u, o, n) c;
 $$;
-CREATE FUNCTION pg_temp.state(u text) RETURNS text LANGUAGE sql AS $$
-    SELECT ROW(failed_attempts, reset_required, locked_at IS NOT NULL)::text FROM secpolicy.users WHERE username = u;
-$$;
 CREATE FUNCTION pg_temp.last_outcome() RETURNS text LANGUAGE sql AS $$
     SELECT a.outcome || '/' || a.stage || '/' || a.success FROM secpolicy.login_attempts a ORDER BY a.id DESC LIMIT 1;
-$$;
-CREATE FUNCTION pg_temp.verifications() RETURNS bigint LANGUAGE sql AS $$
-    SELECT verifications FROM secpolicy.hash_stats();
 $$;
 
 SELECT secpolicy.create_user('dan', 'Osprey-Pass-01x') AS dan \gset

@@ -13,6 +13,7 @@
 --   argon2 work per attempt (hash_stats): one verification for an unknown user,
 --     a wrong password, a right one, and an account without a password.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(71);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
@@ -25,19 +26,10 @@ CREATE FUNCTION pg_temp.last_attempt() RETURNS text LANGUAGE sql AS $$
     SELECT ROW(a.user_id, a.username, a.client_addr, a.user_agent, a.success, a.outcome, a.stage)::text
       FROM secpolicy.login_attempts a ORDER BY a.id DESC LIMIT 1;
 $$;
-CREATE FUNCTION pg_temp.status(u text, p text) RETURNS text LANGUAGE sql AS $$
-    SELECT l.status FROM secpolicy.login(u, p) l;
-$$;
 -- the login result without the token values: status, user, whether tokens came, expiry
 CREATE FUNCTION pg_temp.shape(u text, p text) RETURNS text LANGUAGE sql AS $$
     SELECT ROW(l.status, l.user_id, l.session_token IS NOT NULL, l.challenge_token IS NOT NULL)::text
       FROM secpolicy.login(u, p) l;
-$$;
-CREATE FUNCTION pg_temp.failures(u text) RETURNS integer LANGUAGE sql AS $$
-    SELECT failed_attempts FROM secpolicy.users WHERE username = u;
-$$;
-CREATE FUNCTION pg_temp.verifications() RETURNS bigint LANGUAGE sql AS $$
-    SELECT verifications FROM secpolicy.hash_stats();
 $$;
 CREATE FUNCTION pg_temp.hashes() RETURNS bigint LANGUAGE sql AS $$
     SELECT hashes FROM secpolicy.hash_stats();
@@ -72,7 +64,7 @@ SELECT isnt((SELECT session_token FROM secpolicy.login('carol', 'Kestrel-Pass-01
 
 -- invalid_credentials
 SELECT is(pg_temp.shape('carol', 'Kestrel-Pass-02x'), '(invalid_credentials,,f,f)', 'wrong password: invalid_credentials, nothing else');
-SELECT is(pg_temp.failures('carol'), 1, 'the failure is counted');
+SELECT is(pg_temp.failed('carol'), 1, 'the failure is counted');
 SELECT is(pg_temp.last_attempt(), format('(%s,carol,,,f,invalid_password,password)', :carol), 'attempt row of a wrong password');
 SELECT is(pg_temp.shape('Nobody-Here', 'Kestrel-Pass-01x'), '(invalid_credentials,,f,f)', 'unknown user: invalid_credentials');
 SELECT is(pg_temp.last_attempt(), '(,Nobody-Here,,,f,unknown_user,password)', 'attempt row of an unknown user: NULL user id, name as typed');
@@ -80,11 +72,11 @@ SELECT is(pg_temp.shape(NULL, 'Kestrel-Pass-01x'), '(invalid_credentials,,f,f)',
 SELECT is(pg_temp.last_attempt(), '(,,,,f,invalid_input,password)', 'attempt row of a NULL username');
 SELECT is(pg_temp.shape('', 'Kestrel-Pass-01x'), '(invalid_credentials,,f,f)', 'empty username: invalid_credentials');
 SELECT is(pg_temp.shape('carol', NULL), '(invalid_credentials,,f,f)', 'NULL password: invalid_credentials');
-SELECT is(pg_temp.failures('carol'), 1, 'a NULL password is not evaluated');
+SELECT is(pg_temp.failed('carol'), 1, 'a NULL password is not evaluated');
 SELECT is(pg_temp.shape('carol', ''), '(invalid_credentials,,f,f)', 'empty password: invalid_credentials');
-SELECT is(pg_temp.failures('carol'), 2, 'an empty password is a wrong guess');
+SELECT is(pg_temp.failed('carol'), 2, 'an empty password is a wrong guess');
 SELECT is(pg_temp.status('carol', 'Kestrel-Pass-01x'), 'ok', 'a complete login');
-SELECT is(pg_temp.failures('carol'), 0, 'clears the failure counter');
+SELECT is(pg_temp.failed('carol'), 0, 'clears the failure counter');
 
 -- disabled
 DO $$ BEGIN PERFORM secpolicy.disable_user('carol', 'regress: left the company'); END $$;

@@ -13,6 +13,7 @@
 -- username containing a colon, a stale enrolment challenge replacing a
 -- confirmed factor) and are kept at the end.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(107);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
@@ -20,13 +21,7 @@ UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
        totp_algorithm = 'sha1', totp_digits = 6, totp_period = 30, totp_window = 1,
        recovery_code_count = 10, totp_issuer = 'secpolicy';
 
--- Helpers (temporary, rolled back with the test).
-CREATE TEMP TABLE kv (k text PRIMARY KEY, v text);
-CREATE FUNCTION pg_temp.put(key text, val text) RETURNS text LANGUAGE sql AS
-$$ INSERT INTO kv VALUES (key, val) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v RETURNING v $$;
-CREATE FUNCTION pg_temp.get(key text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT v FROM kv WHERE k = key $$;
-CREATE FUNCTION pg_temp.pw() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'Quartz-Lantern-47!' $$;
+-- Helpers (temporary, rolled back with the test); more in lib/helpers.psql.
 -- run a query returning one text value; 'error <SQLSTATE>' when it raises
 CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
@@ -36,46 +31,6 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN 'error ' || SQLSTATE;
 END $$;
--- RFC 4648 base32 decoder (spaces and padding ignored)
-CREATE FUNCTION pg_temp.b32decode(s text) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    alphabet text := 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-    clean text := upper(replace(replace(s, ' ', ''), '=', ''));
-    bits bigint := 0;
-    nbits int := 0;
-    res bytea := '';
-    v int;
-BEGIN
-    FOR i IN 1 .. length(clean) LOOP
-        v := strpos(alphabet, substr(clean, i, 1)) - 1;
-        IF v < 0 THEN RAISE EXCEPTION 'not base32'; END IF;
-        bits := (bits << 5) | v;
-        nbits := nbits + 5;
-        IF nbits >= 8 THEN
-            res := res || set_byte('\x00'::bytea, 0, ((bits >> (nbits - 8)) & 255)::int);
-            nbits := nbits - 8;
-            bits := bits & ((1::bigint << nbits) - 1);
-        END IF;
-    END LOOP;
-    RETURN res;
-END $$;
--- the code of a secret k steps from now (transaction time, as the flows see it)
-CREATE FUNCTION pg_temp.code(secret text, k int DEFAULT 0, digits int DEFAULT 6,
-                             period int DEFAULT 30, alg text DEFAULT 'sha1') RETURNS text
-LANGUAGE sql STABLE AS
-$$ SELECT secpolicy.totp_code(secret, now() + k * make_interval(secs => period), digits, period, alg) $$;
--- a well-formed code that matches no step within 3 of now
-CREATE FUNCTION pg_temp.wrong(secret text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT c FROM unnest(ARRAY['000000','111111','222222','333333','444444','555555',
-                              '666666','777777','888888','999999']) c
-    WHERE secpolicy.totp_match(secret, c, now(), 3) IS NULL LIMIT 1 $$;
-CREATE FUNCTION pg_temp.failed(uname text) RETURNS int LANGUAGE sql STABLE AS
-$$ SELECT failed_attempts FROM secpolicy.users WHERE username = uname $$;
-CREATE FUNCTION pg_temp.uid(uname text) RETURNS bigint LANGUAGE sql STABLE AS
-$$ SELECT id FROM secpolicy.users WHERE username = uname $$;
-CREATE FUNCTION pg_temp.last_outcome(uname text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT outcome || '/' || stage FROM secpolicy.login_attempts
-    WHERE user_id = pg_temp.uid(uname) ORDER BY id DESC LIMIT 1 $$;
 
 SELECT is(pg_temp.b32decode('GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'), '12345678901234567890'::bytea,
           'test helper: base32 decoder decodes the RFC 6238 seed');

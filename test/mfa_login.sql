@@ -13,6 +13,7 @@
 -- The last assertions show a known bug (a challenge outlives admin_set_password,
 -- expire_password and change_password) and are kept at the end.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(112);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
@@ -20,33 +21,9 @@ UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
        totp_algorithm = 'sha1', totp_digits = 6, totp_period = 30, totp_window = 1,
        recovery_code_count = 10;
 
--- Helpers (temporary, rolled back with the test).
-CREATE TEMP TABLE kv (k text PRIMARY KEY, v text);
-CREATE FUNCTION pg_temp.put(key text, val text) RETURNS text LANGUAGE sql AS
-$$ INSERT INTO kv VALUES (key, val) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v RETURNING v $$;
-CREATE FUNCTION pg_temp.get(key text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT v FROM kv WHERE k = key $$;
-CREATE FUNCTION pg_temp.pw() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'Quartz-Lantern-47!' $$;
-CREATE FUNCTION pg_temp.code(secret text, k int DEFAULT 0) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT secpolicy.totp_code(secret, now() + k * interval '30 seconds') $$;
-CREATE FUNCTION pg_temp.step(k int DEFAULT 0) RETURNS bigint LANGUAGE sql STABLE AS
-$$ SELECT floor(extract(epoch FROM now()) / 30)::bigint + k $$;
-CREATE FUNCTION pg_temp.wrong(secret text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT c FROM unnest(ARRAY['000000','111111','222222','333333','444444','555555',
-                              '666666','777777','888888','999999']) c
-    WHERE secpolicy.totp_match(secret, c, now(), 3) IS NULL LIMIT 1 $$;
-CREATE FUNCTION pg_temp.uid(uname text) RETURNS bigint LANGUAGE sql STABLE AS
-$$ SELECT id FROM secpolicy.users WHERE username = uname $$;
-CREATE FUNCTION pg_temp.failed(uname text) RETURNS int LANGUAGE sql STABLE AS
-$$ SELECT failed_attempts FROM secpolicy.users WHERE username = uname $$;
-CREATE FUNCTION pg_temp.last_outcome(uname text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT outcome || '/' || stage FROM secpolicy.login_attempts
-    WHERE user_id = pg_temp.uid(uname) ORDER BY id DESC LIMIT 1 $$;
+-- Helpers (temporary, rolled back with the test); more in lib/helpers.psql.
 CREATE FUNCTION pg_temp.last_used(uname text) RETURNS bigint LANGUAGE sql STABLE AS
 $$ SELECT last_used_step FROM secpolicy.totp_credentials WHERE user_id = pg_temp.uid(uname) $$;
--- a fresh verify challenge (login with the right password)
-CREATE FUNCTION pg_temp.challenge(uname text) RETURNS text LANGUAGE sql AS
-$$ SELECT challenge_token FROM secpolicy.login(uname, pg_temp.pw()) $$;
 CREATE FUNCTION pg_temp.verify(token text, code text) RETURNS text LANGUAGE sql AS
 $$ SELECT status FROM secpolicy.verify_mfa(token, code) $$;
 -- create and enrol a user through the flows; keeps its secret and recovery codes in kv

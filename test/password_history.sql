@@ -8,6 +8,7 @@
 --   string, which defeats smuggling a weak password's hash through
 --   change_password(); write_password(..., 'rehash') keeps age and history.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(51);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
@@ -16,28 +17,12 @@ UPDATE secpolicy.policy SET require_mfa = false;
 \set ref '$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc'
 \set ref_small '$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$8Tf44YakA6Z5zNBgblq13Nr+Q8FkCFWsjG4z6b1j7rM'
 
--- 'ok', or 'SQLSTATE: DETAIL' of the error a statement raises
-CREATE FUNCTION pg_temp.error_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text;
-    dt text;
-BEGIN
-    EXECUTE q;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, dt = PG_EXCEPTION_DETAIL;
-    RETURN st || ': ' || coalesce(dt, '');
-END
-$$;
 -- write a value to a user's password_hash directly
 CREATE FUNCTION pg_temp.set_pw(u text, p text) RETURNS text LANGUAGE sql AS $$
     SELECT pg_temp.error_of(format('UPDATE secpolicy.users SET password_hash = %L WHERE username = %L', p, u));
 $$;
 CREATE FUNCTION pg_temp.hash_of(u text) RETURNS text LANGUAGE sql AS $$
     SELECT password_hash FROM secpolicy.users WHERE username = u;
-$$;
-CREATE FUNCTION pg_temp.id_of(u text) RETURNS bigint LANGUAGE sql AS $$
-    SELECT id FROM secpolicy.users WHERE username = u;
 $$;
 CREATE FUNCTION pg_temp.history_count(u text) RETURNS bigint LANGUAGE sql AS $$
     SELECT count(*) FROM secpolicy.password_history h JOIN secpolicy.users x ON x.id = h.user_id WHERE x.username = u;
@@ -75,7 +60,7 @@ SELECT is(pg_temp.set_pw('hanna', 'Start-Pass-01x'), '22023: rule codes: reused_
 SELECT is(pg_temp.set_pw('hanna', 'Second-Pass-02x'), 'ok', 'second password');
 SELECT is((SELECT password_changed_at FROM secpolicy.users WHERE username = 'hanna'), now(), 'password_changed_at follows the change');
 SELECT is(pg_temp.history_count('hanna'), 1::bigint, 'the replaced hash went into the history');
-SELECT is((SELECT password_hash FROM secpolicy.password_history WHERE user_id = pg_temp.id_of('hanna')), :'hanna_h1',
+SELECT is((SELECT password_hash FROM secpolicy.password_history WHERE user_id = pg_temp.uid('hanna')), :'hanna_h1',
           'the history holds the replaced hash itself');
 SELECT is(pg_temp.set_pw('hanna', 'Third-Pass-03x'), 'ok', 'third password');
 SELECT is(pg_temp.set_pw('hanna', 'Fourth-Pass-04x'), 'ok', 'fourth password');
@@ -126,13 +111,13 @@ SELECT is((SELECT password_hash || ' ' || password_changed_at FROM secpolicy.use
           'a restored row keeps its hash and its password_changed_at');
 
 -- write_password
-SELECT ok(secpolicy.write_password(pg_temp.id_of('ivan'), :'ref_small', 'plaintext'), 'write_password plaintext with an argon2id-looking string');
+SELECT ok(secpolicy.write_password(pg_temp.uid('ivan'), :'ref_small', 'plaintext'), 'write_password plaintext with an argon2id-looking string');
 SELECT ok(pg_temp.hash_of('ivan') <> :'ref_small' AND secpolicy.verify_password(:'ref_small', pg_temp.hash_of('ivan'))
           AND NOT secpolicy.verify_password('password', pg_temp.hash_of('ivan')),
           'the string was hashed as plaintext: the password is the string, not what it hashes');
-SELECT is(pg_temp.error_of(format('SELECT secpolicy.write_password(%s, %L, %L)', pg_temp.id_of('ivan'), 'Other-Pass-9x', 'bogus')),
+SELECT is(pg_temp.error_of(format('SELECT secpolicy.write_password(%s, %L, %L)', pg_temp.uid('ivan'), 'Other-Pass-9x', 'bogus')),
           '22023: ', 'an unknown mode raises 22023');
-SELECT matches(pg_temp.error_of(format('SELECT secpolicy.write_password(%s, %L, %L)', pg_temp.id_of('ivan'), 'Other-Pass-9x', 'rehash')),
+SELECT matches(pg_temp.error_of(format('SELECT secpolicy.write_password(%s, %L, %L)', pg_temp.uid('ivan'), 'Other-Pass-9x', 'rehash')),
           '^22023: ', 'rehash mode refuses a value that is not an argon2id hash');
 SELECT is(secpolicy.write_password(-1, 'Other-Pass-9x', 'plaintext'), false, 'write_password answers false for an unknown user id');
 

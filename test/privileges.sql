@@ -129,10 +129,12 @@ SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
               'secpolicy.unknown_user_attempt(text,text)', 'secpolicy.complete_login(bigint,inet,text,boolean)',
               'secpolicy.start_session(bigint,inet,text,boolean)', 'secpolicy.end_sessions(bigint,text,bigint)',
               'secpolicy.record_attempt(bigint,text,inet,text,boolean,text,text)', 'secpolicy.try_set_password(bigint,text)',
-              'secpolicy.set_password_or_raise(bigint,text)', 'secpolicy.user_id_of(text)', 'secpolicy.random_token(text)',
+              'secpolicy.set_password_or_raise(bigint,text,text)', 'secpolicy.user_id_of(text)', 'secpolicy.random_token(text)',
               'secpolicy.token_digest(text)', 'secpolicy.refresh_dummy_hash()', 'secpolicy.audit(text,bigint,text,text,jsonb)',
               'secpolicy.create_user(text,text,boolean)', 'secpolicy.disable_user(text,text)', 'secpolicy.admin_set_password(text,text,text)',
-              'secpolicy.import_password_hash(text,text,text)', 'secpolicy.hash_stats()']) f
+              'secpolicy.import_password_hash(text,text,text)', 'secpolicy.hash_stats()',
+              'secpolicy.guess_begin(text,integer,integer,text)', 'secpolicy.guess_end(text)', 'secpolicy.guess_clear(text)',
+              'secpolicy.may_guess(bigint,integer)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)']) f
             WHERE has_function_privilege('secpolicy_app', f::regprocedure, 'EXECUTE')),
           NULL, 'app: no EXECUTE on internal or admin functions');
 

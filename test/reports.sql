@@ -12,25 +12,12 @@
 -- buckets across both DST changes, errors), the absence of secret columns,
 -- and what secpolicy_analyst can and cannot do.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(92);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
 SET LOCAL TimeZone = 'UTC';
-
-CREATE FUNCTION pg_temp.uid(username text) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT u.id FROM secpolicy.users u WHERE u.username = $1 $$;
--- the SQLSTATE a statement raises (NULL when it succeeds); also catches a
--- statement_timeout so that a hang shows up as 57014 instead of aborting
-CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text
-    LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN NULL;
-EXCEPTION WHEN query_canceled OR others THEN
-    RETURN SQLSTATE;
-END
-$$;
 
 -- ---------------------------------------------------------------- accounts
 SELECT FROM secpolicy.create_user('regress_rep_ann', 'Vb8#kT2q!Lm4zR');

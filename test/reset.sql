@@ -12,22 +12,17 @@
 --     sessions end but the one passed as session_token stays; an account
 --     without a password costs one argon2 verification, as any other.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(61);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
 UPDATE secpolicy.policy SET require_mfa = false, max_failed_attempts = 5, reset_token_lifetime = '1 hour';
 
-CREATE FUNCTION pg_temp.status(u text, p text) RETURNS text LANGUAGE sql AS $$
-    SELECT l.status FROM secpolicy.login(u, p) l;
-$$;
 CREATE FUNCTION pg_temp.reset(t text, p text) RETURNS text LANGUAGE sql AS $$
     SELECT ROW(r.status, r.violations)::text FROM secpolicy.reset_password(t, p) r;
 $$;
 CREATE FUNCTION pg_temp.change(u text, o text, n text, s text DEFAULT NULL) RETURNS text LANGUAGE sql AS $$
     SELECT ROW(c.status, c.violations)::text FROM secpolicy.change_password(u, o, n, NULL, s) c;
-$$;
-CREATE FUNCTION pg_temp.state(u text) RETURNS text LANGUAGE sql AS $$
-    SELECT ROW(failed_attempts, reset_required, locked_at IS NOT NULL)::text FROM secpolicy.users WHERE username = u;
 $$;
 CREATE FUNCTION pg_temp.reset_row(t text) RETURNS secpolicy.password_resets LANGUAGE sql AS $$
     SELECT * FROM secpolicy.password_resets WHERE token_digest = secpolicy.token_digest(t);

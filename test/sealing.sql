@@ -14,6 +14,7 @@
 -- Key files are written with COPY ... TO PROGRAM next to the data directory
 -- and removed at the end.  Known bugs are asserted last.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(83);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
@@ -22,50 +23,14 @@ UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
        recovery_code_count = 10;
 SET LOCAL secpolicy.previous_key_file = '';
 
--- Helpers (temporary, rolled back with the test).
-CREATE TEMP TABLE kv (k text PRIMARY KEY, v text);
+-- Helpers (temporary, rolled back with the test); more in lib/helpers.psql.
 GRANT ALL ON kv TO PUBLIC;
-CREATE FUNCTION pg_temp.put(key text, val text) RETURNS text LANGUAGE sql AS
-$$ INSERT INTO kv VALUES (key, val) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v RETURNING v $$;
-CREATE FUNCTION pg_temp.get(key text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT v FROM kv WHERE k = key $$;
-CREATE FUNCTION pg_temp.pw() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'Quartz-Lantern-47!' $$;
-CREATE FUNCTION pg_temp.uid(uname text) RETURNS bigint LANGUAGE sql STABLE AS
-$$ SELECT id FROM secpolicy.users WHERE username = uname $$;
-CREATE FUNCTION pg_temp.code(secret text, k int DEFAULT 0) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT secpolicy.totp_code(secret, now() + k * interval '30 seconds') $$;
-CREATE FUNCTION pg_temp.step(k int DEFAULT 0) RETURNS bigint LANGUAGE sql STABLE AS
-$$ SELECT floor(extract(epoch FROM now()) / 30)::bigint + k $$;
-CREATE FUNCTION pg_temp.challenge(uname text) RETURNS text LANGUAGE sql AS
-$$ SELECT challenge_token FROM secpolicy.login(uname, pg_temp.pw()) $$;
 CREATE FUNCTION pg_temp.sealed(uname text) RETURNS bytea LANGUAGE sql STABLE AS
 $$ SELECT sealed_secret FROM secpolicy.totp_credentials WHERE user_id = pg_temp.uid(uname) $$;
 -- flip one byte (0-based) of a user's sealed secret
 CREATE FUNCTION pg_temp.flip(uname text, i int) RETURNS void LANGUAGE sql AS
 $$ UPDATE secpolicy.totp_credentials SET sealed_secret = set_byte(sealed_secret, i, get_byte(sealed_secret, i) # 1)
     WHERE user_id = pg_temp.uid(uname) $$;
-CREATE FUNCTION pg_temp.b32decode(s text) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    alphabet text := 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-    clean text := upper(replace(replace(s, ' ', ''), '=', ''));
-    bits bigint := 0;
-    nbits int := 0;
-    res bytea := '';
-    v int;
-BEGIN
-    FOR i IN 1 .. length(clean) LOOP
-        v := strpos(alphabet, substr(clean, i, 1)) - 1;
-        IF v < 0 THEN RAISE EXCEPTION 'not base32'; END IF;
-        bits := (bits << 5) | v;
-        nbits := nbits + 5;
-        IF nbits >= 8 THEN
-            res := res || set_byte('\x00'::bytea, 0, ((bits >> (nbits - 8)) & 255)::int);
-            nbits := nbits - 8;
-            bits := bits & ((1::bigint << nbits) - 1);
-        END IF;
-    END LOOP;
-    RETURN res;
-END $$;
 -- every 'relation.column' of schema secpolicy (tables and views) holding one
 -- of the needles: as text (case-insensitive), and for bytea also as bytes and
 -- in hex and escape form; raw needles are searched as bytes, hex and base64
@@ -133,13 +98,6 @@ BEGIN
                    format('cat >/dev/null; printf ''%s'' > %s && chmod %s %s', content, path, mode, path));
     PERFORM pg_temp.put('file.' || name, path);
     RETURN path;
-END $$;
-CREATE FUNCTION pg_temp.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE;
 END $$;
 
 -- ---------------------------------------------------------------- setup -----
@@ -276,7 +234,7 @@ CREATE FUNCTION pg_temp.status_with_key(name text, q text DEFAULT 'SELECT * FROM
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM set_config('secpolicy.key_file', coalesce(pg_temp.get('file.' || name), name), true);
-    RETURN pg_temp.sqlstate_of(q);
+    RETURN coalesce(pg_temp.sqlstate_of(q), 'no error');
 END $$;
 SELECT is(pg_temp.status_with_key('copy600'), 'no error', 'a mode-600 copy of the key works');
 SELECT is(key_id, pg_temp.get('id_a'), 'and has the same key id') FROM secpolicy.key_status();

@@ -11,6 +11,7 @@
 -- and expire_sessions().  Time is moved by editing the sessions rows; with
 -- require_mfa = false a correct login opens a session directly.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(141);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
@@ -39,8 +40,6 @@ CREATE FUNCTION pg_temp.srow(label text) RETURNS secpolicy.sessions
 CREATE FUNCTION pg_temp.ctid(label text) RETURNS tid
     LANGUAGE sql AS $$
     SELECT s.ctid FROM secpolicy.sessions s WHERE s.token_digest = secpolicy.token_digest(pg_temp.t($1)) $$;
-CREATE FUNCTION pg_temp.uid(username text) RETURNS bigint
-    LANGUAGE sql AS $$ SELECT u.id FROM secpolicy.users u WHERE u.username = $1 $$;
 CREATE FUNCTION pg_temp.updates() RETURNS bigint
     LANGUAGE sql AS $$
     SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relid = 'secpolicy.sessions'::regclass $$;

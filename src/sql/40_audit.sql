@@ -42,8 +42,20 @@ COMMENT ON FUNCTION secpolicy.audit_row_text(secpolicy.audit_log) IS
 REVOKE ALL ON FUNCTION secpolicy.audit_row_text(secpolicy.audit_log) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.audit_row_text(secpolicy.audit_log) TO secpolicy_admin;
 
--- Internal: append one event.  The advisory lock serialises writers so that
--- each row chains to the one committed before it.
+-- The chain's lock: one row that every writer updates before it reads the
+-- newest audit row.  Only the extension's owner can lock it (an advisory lock,
+-- which any role may take, would let anyone stall every audited action), and
+-- under REPEATABLE READ a concurrent writer gets a serialization failure
+-- instead of forking the chain.  It holds no data, so it is not dumped.
+CREATE TABLE secpolicy.audit_head (
+    singleton boolean NOT NULL DEFAULT true PRIMARY KEY CHECK (singleton),
+    writes bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE secpolicy.audit_head IS
+    'Internal: the lock that serialises writers of the audit chain.';
+INSERT INTO secpolicy.audit_head DEFAULT VALUES;
+
+-- Internal: append one event, chained to the one committed before it.
 CREATE FUNCTION secpolicy.audit(action text, user_id bigint, username text,
                                 reason text DEFAULT NULL, details jsonb DEFAULT NULL)
     RETURNS bigint
@@ -52,7 +64,7 @@ AS $$
 DECLARE
     r secpolicy.audit_log;
 BEGIN
-    PERFORM pg_catalog.pg_advisory_xact_lock(5457731, 1);   -- 'SEC', 1: the audit chain
+    UPDATE secpolicy.audit_head SET writes = writes + 1;
     SELECT a.row_hash INTO r.prev_hash FROM secpolicy.audit_log a ORDER BY a.id DESC LIMIT 1;
     r.prev_hash := coalesce(r.prev_hash, pg_catalog.decode(pg_catalog.repeat('00', 32), 'hex'));
     r.id := pg_catalog.nextval('secpolicy.audit_log_id_seq');

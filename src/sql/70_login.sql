@@ -25,49 +25,125 @@ CREATE TYPE secpolicy.enrollment_result AS (status text, session_token text, rec
 COMMENT ON TYPE secpolicy.enrollment_result IS
     'Result of totp_confirm(): status ok, invalid_code, expired_challenge or reset_required.';
 
+-- The ledger of guesses in shared memory (src/ledger.c; active when secpolicy
+-- is in shared_preload_libraries): a caller's ROLLBACK cannot erase what it
+-- counts.  Keys: 'u:<user id>' for accounts, 'n:<lower-cased name>' for
+-- unknown usernames.
+CREATE FUNCTION secpolicy.guess_begin(key text, lim integer, committed integer, label text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'secpolicy_guess_begin'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.guess_begin(text, integer, integer, text) IS
+    'Internal: count a guess in the shared-memory ledger before it is evaluated; false at the limit.';
+REVOKE ALL ON FUNCTION secpolicy.guess_begin(text, integer, integer, text) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.guess_end(key text) RETURNS void
+    AS 'MODULE_PATHNAME', 'secpolicy_guess_end'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.guess_end(text) IS
+    'Internal: the guess was right; give its count back to the ledger.';
+REVOKE ALL ON FUNCTION secpolicy.guess_end(text) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.guess_clear(key text) RETURNS void
+    AS 'MODULE_PATHNAME', 'secpolicy_guess_clear'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.guess_clear(text) IS
+    'Internal: clear a key''s ledger count when the transaction commits.';
+REVOKE ALL ON FUNCTION secpolicy.guess_clear(text) FROM PUBLIC;
+
+CREATE FUNCTION secpolicy.ledger_active() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'secpolicy_ledger_active'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.ledger_active() IS
+    'Is the shared-memory ledger of guesses in use (secpolicy in shared_preload_libraries)?';
+REVOKE ALL ON FUNCTION secpolicy.ledger_active() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.ledger_active() TO secpolicy_admin;
+
+-- Internal: lock an account out (its row locked by the caller): a reset is
+-- required, its sessions end, and the lockout is audited and announced.
+CREATE FUNCTION secpolicy.lock_account(user_id bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text;
+BEGIN
+    UPDATE secpolicy.users u
+       SET failed_attempts = greatest(u.failed_attempts, (SELECT p.max_failed_attempts FROM secpolicy.policy p)),
+           reset_required = true, locked_at = now(), last_failed_at = now()
+     WHERE u.id = lock_account.user_id
+    RETURNING u.username INTO name;
+    PERFORM secpolicy.end_sessions(lock_account.user_id, 'lockout');
+    PERFORM secpolicy.lockout_event(lock_account.user_id, name);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.lock_account(bigint) IS
+    'Internal: require a reset of an account, end its sessions, audit and announce the lockout.';
+REVOKE ALL ON FUNCTION secpolicy.lock_account(bigint) FROM PUBLIC;
+
+-- Internal: may one more guess (password or code) be evaluated on this
+-- locked account row?  Not at the limit, counted in the table or, when the
+-- ledger is active, in shared memory (where rolled-back failures still
+-- count: reaching the limit there locks the account now).
+CREATE FUNCTION secpolicy.may_guess(user_id bigint, failed integer) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
+BEGIN
+    IF failed >= lim THEN
+        RETURN false;
+    END IF;
+    IF NOT secpolicy.guess_begin('u:' || user_id, lim, failed, 'account ' || user_id) THEN
+        PERFORM secpolicy.lock_account(user_id);
+        RETURN false;
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.may_guess(bigint, integer) IS
+    'Internal: false when the account has reached the failure limit (in the table or in the ledger).';
+REVOKE ALL ON FUNCTION secpolicy.may_guess(bigint, integer) FROM PUBLIC;
+
 -- Internal: count a failed guess on an account whose row the caller has
--- locked.  At the limit the account needs a reset and its sessions end.
--- Returns the status to answer: invalid_credentials or reset_required.
+-- locked.  At the limit the account is locked out.  Returns the status to
+-- answer: invalid_credentials or reset_required.
 CREATE FUNCTION secpolicy.register_failure(user_id bigint) RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n integer;
-    lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
 BEGIN
     UPDATE secpolicy.users u
        SET failed_attempts = u.failed_attempts + 1, last_failed_at = now()
      WHERE u.id = register_failure.user_id
     RETURNING u.failed_attempts INTO n;
-    IF n < lim THEN
+    IF n < (SELECT p.max_failed_attempts FROM secpolicy.policy p) THEN
         RETURN 'invalid_credentials';
     END IF;
-    IF n = lim THEN
-        UPDATE secpolicy.users u SET reset_required = true, locked_at = now()
-         WHERE u.id = register_failure.user_id;
-        PERFORM secpolicy.end_sessions(register_failure.user_id, 'lockout');
-        PERFORM secpolicy.lockout_event(register_failure.user_id);
-    END IF;
+    PERFORM secpolicy.lock_account(register_failure.user_id);
     RETURN 'reset_required';
 END
 $$;
 COMMENT ON FUNCTION secpolicy.register_failure(bigint) IS
-    'Internal: count a failed guess on a locked account row; at the limit require a reset and end its sessions.';
+    'Internal: count a failed guess on a locked account row; at the limit lock the account out.';
 REVOKE ALL ON FUNCTION secpolicy.register_failure(bigint) FROM PUBLIC;
 
--- Internal: hook for lockouts (audit now; notifications come with the reports).
-CREATE FUNCTION secpolicy.lockout_event(user_id bigint) RETURNS void
+-- Internal: a lockout (of an account, or of an unknown name: user_id NULL)
+-- is audited and announced with NOTIFY secpolicy_lockout.  Anyone may LISTEN,
+-- so the payload is the audit row's id only, and unknown names announce their
+-- lockout exactly as accounts do.
+CREATE FUNCTION secpolicy.lockout_event(user_id bigint, username text) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    audit_id bigint := secpolicy.audit('account_locked', lockout_event.user_id,
+                                       left(lockout_event.username, 256), 'failure limit reached');
 BEGIN
-    PERFORM secpolicy.audit('account_locked', lockout_event.user_id,
-                            (SELECT u.username FROM secpolicy.users u WHERE u.id = lockout_event.user_id),
-                            'failure limit reached');
+    PERFORM pg_notify('secpolicy_lockout', jsonb_build_object('audit_id', audit_id)::text);
 END
 $$;
-COMMENT ON FUNCTION secpolicy.lockout_event(bigint) IS
-    'Internal: record that an account reached the failure limit.';
-REVOKE ALL ON FUNCTION secpolicy.lockout_event(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION secpolicy.lockout_event(bigint, text) IS
+    'Internal: audit and announce that an account (or an unknown name) reached the failure limit.';
+REVOKE ALL ON FUNCTION secpolicy.lockout_event(bigint, text) FROM PUBLIC;
 
 -- Internal: the unknown-username path.  It mirrors an existing account step
 -- for step (row lock, limit check, one argon2 verification against a dummy
@@ -87,11 +163,22 @@ BEGIN
     IF n >= lim THEN
         RETURN 'reset_required';
     END IF;
+    IF NOT secpolicy.guess_begin('n:' || k, lim, n, 'an unknown username') THEN
+        -- rolled-back failures reached the limit, as for an account
+        UPDATE secpolicy.unknown_user_failures f SET failed_attempts = lim, last_failed_at = now()
+         WHERE f.username_key = k;
+        PERFORM secpolicy.lockout_event(NULL, unknown_user_attempt.username);
+        RETURN 'reset_required';
+    END IF;
     PERFORM secpolicy.verify_password(unknown_user_attempt.password, d.hash) FROM secpolicy.dummy_hash d;
     UPDATE secpolicy.unknown_user_failures f
        SET failed_attempts = n + 1, last_failed_at = now()
      WHERE f.username_key = k;
-    RETURN CASE WHEN n + 1 >= lim THEN 'reset_required' ELSE 'invalid_credentials' END;
+    IF n + 1 < lim THEN
+        RETURN 'invalid_credentials';
+    END IF;
+    PERFORM secpolicy.lockout_event(NULL, unknown_user_attempt.username);
+    RETURN 'reset_required';
 END
 $$;
 COMMENT ON FUNCTION secpolicy.unknown_user_attempt(text, text) IS
@@ -130,6 +217,7 @@ BEGIN
     UPDATE secpolicy.users u
        SET failed_attempts = 0, last_login_at = now(), last_login_addr = complete_login.client_addr
      WHERE u.id = complete_login.user_id;
+    PERFORM secpolicy.guess_clear('u:' || complete_login.user_id);
     RETURN secpolicy.start_session(complete_login.user_id, complete_login.client_addr,
                                    complete_login.user_agent, complete_login.mfa);
 END
@@ -170,7 +258,7 @@ BEGIN
         RETURN;
     END IF;
 
-    IF u.failed_attempts >= (SELECT p.max_failed_attempts FROM secpolicy.policy p) THEN
+    IF NOT secpolicy.may_guess(u.id, u.failed_attempts) THEN
         status := 'reset_required';
         PERFORM secpolicy.record_attempt(u.id, authenticate.username, authenticate.client_addr,
                                          authenticate.user_agent, false, 'locked', authenticate.stage);
@@ -188,6 +276,7 @@ BEGIN
                                          authenticate.stage);
         RETURN;
     END IF;
+    PERFORM secpolicy.guess_end('u:' || u.id);
     status := 'password_ok';
     user_id := u.id;
 END
@@ -304,7 +393,10 @@ COMMENT ON FUNCTION secpolicy.check_second_factor(bigint, text) IS
     'Internal: accept a TOTP code once (replay guard) or a recovery code once.';
 REVOKE ALL ON FUNCTION secpolicy.check_second_factor(bigint, text) FROM PUBLIC;
 
--- Internal: find a live challenge by token (locked), or NULL.
+-- Internal: find a live challenge by token, or NULL.  It locks the account
+-- first and the challenge second, the order of everything else that touches
+-- both (password changes end challenges with the account locked), so that
+-- the two cannot deadlock.
 CREATE FUNCTION secpolicy.find_challenge(token text, purpose text) RETURNS secpolicy.mfa_challenges
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -315,16 +407,34 @@ BEGIN
         RETURN NULL;
     END IF;
     SELECT * INTO c FROM secpolicy.mfa_challenges x
-     WHERE x.token_digest = secpolicy.token_digest(find_challenge.token) FOR UPDATE;
-    IF NOT FOUND OR c.purpose <> find_challenge.purpose OR c.used_at IS NOT NULL OR c.expires_at <= now() THEN
+     WHERE x.token_digest = secpolicy.token_digest(find_challenge.token);
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM secpolicy.users u WHERE u.id = c.user_id FOR UPDATE;
+    SELECT * INTO c FROM secpolicy.mfa_challenges x WHERE x.user_id = c.user_id AND x.id = c.id FOR UPDATE;
+    IF c.purpose <> find_challenge.purpose OR c.used_at IS NOT NULL OR c.expires_at <= now() THEN
         RETURN NULL;
     END IF;
     RETURN c;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.find_challenge(text, text) IS
-    'Internal: the unused, unexpired challenge of a purpose with this token, locked; NULL otherwise.';
+    'Internal: the unused, unexpired challenge of a purpose with this token, locked after its account; NULL otherwise.';
 REVOKE ALL ON FUNCTION secpolicy.find_challenge(text, text) FROM PUBLIC;
+
+-- Internal: may this account's password open a session now?  Not when it
+-- has expired (by age or by an admin) or must be changed.
+CREATE FUNCTION secpolicy.password_usable(u secpolicy.users) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NOT (u.password_expired OR u.must_change_password
+                OR coalesce(u.password_changed_at + p.max_password_age <= now(), false))
+      FROM secpolicy.policy p;
+$$;
+COMMENT ON FUNCTION secpolicy.password_usable(secpolicy.users) IS
+    'Internal: false when the password has expired or must be changed.';
+REVOKE ALL ON FUNCTION secpolicy.password_usable(secpolicy.users) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.verify_mfa(challenge_token text, code text, client_addr inet DEFAULT NULL)
     RETURNS secpolicy.mfa_result
@@ -346,15 +456,16 @@ BEGIN
         UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
     END IF;
-    IF u.failed_attempts >= (SELECT p.max_failed_attempts FROM secpolicy.policy p) OR u.reset_required THEN
+    -- the password expired, or was replaced by an admin, since the challenge
+    IF NOT secpolicy.password_usable(u) THEN
+        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
+    END IF;
+    -- counted before it is evaluated (the ledger), so the guess must come last
+    IF u.reset_required OR NOT secpolicy.may_guess(u.id, u.failed_attempts) THEN
         UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
         PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false, 'locked', 'mfa');
         RETURN ROW('reset_required', NULL, NULL)::secpolicy.mfa_result;
-    END IF;
-    -- the password was expired or replaced by an admin since the challenge
-    IF u.password_expired OR u.must_change_password THEN
-        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
-        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
     END IF;
 
     outcome := secpolicy.check_second_factor(u.id, verify_mfa.code);
@@ -368,6 +479,7 @@ BEGIN
         RETURN ROW(CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END, NULL, NULL)::secpolicy.mfa_result;
     END IF;
 
+    PERFORM secpolicy.guess_end('u:' || u.id);
     UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
     PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, true, 'ok', 'mfa');
     IF outcome = 'recovery_code' THEN
@@ -400,9 +512,19 @@ BEGIN
         RETURN;
     END IF;
     st := secpolicy.session_touch(enrollment_owner.token);
-    IF st.status = 'active' THEN
-        user_id := st.user_id;
+    IF st.status <> 'active' THEN
+        RETURN;
     END IF;
+    -- replacing a factor takes a session opened with it, recently (a stolen
+    -- session cookie alone must not be enough to take the factor over)
+    IF EXISTS (SELECT 1 FROM secpolicy.totp_credentials t
+                WHERE t.user_id = st.user_id AND t.confirmed_at IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM secpolicy.sessions s, secpolicy.policy p
+                        WHERE s.user_id = st.user_id AND s.id = secpolicy.current_session_id()
+                          AND s.mfa AND s.created_at > now() - p.mfa_enrollment_lifetime) THEN
+        RETURN;
+    END IF;
+    user_id := st.user_id;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.enrollment_owner(text) IS
@@ -471,17 +593,22 @@ BEGIN
     IF u.disabled_at IS NOT NULL THEN
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
-    IF u.failed_attempts >= pol.max_failed_attempts OR u.reset_required THEN
-        RETURN ROW('reset_required', NULL, NULL)::secpolicy.enrollment_result;
-    END IF;
     IF o.challenge_id IS NOT NULL THEN
         SELECT * INTO ch FROM secpolicy.mfa_challenges x WHERE x.user_id = u.id AND x.id = o.challenge_id;
+        -- a login challenge opens a session: not for a password that has expired since
+        IF NOT secpolicy.password_usable(u) THEN
+            UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = u.id AND x.id = ch.id;
+            RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
+        END IF;
     END IF;
 
     SELECT * INTO c FROM secpolicy.totp_credentials x WHERE x.user_id = u.id FOR UPDATE;
     -- a login challenge enrols a first factor only; replacing one takes a session
     IF ch.id IS NOT NULL AND c.confirmed_at IS NOT NULL THEN
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
+    END IF;
+    IF u.reset_required OR NOT secpolicy.may_guess(u.id, u.failed_attempts) THEN
+        RETURN ROW('reset_required', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
     IF c.pending_secret IS NOT NULL THEN
         SELECT v.step INTO matched
@@ -496,6 +623,7 @@ BEGIN
         RETURN ROW(CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END, NULL, NULL)::secpolicy.enrollment_result;
     END IF;
 
+    PERFORM secpolicy.guess_end('u:' || u.id);
     UPDATE secpolicy.totp_credentials x
        SET sealed_secret = c.pending_secret, algorithm = c.pending_algorithm, digits = c.pending_digits,
            period = c.pending_period, confirmed_at = now(), last_used_step = matched,

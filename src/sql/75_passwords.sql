@@ -41,6 +41,7 @@ CREATE TABLE secpolicy.password_resets (
     expires_at timestamptz NOT NULL,
     used_at timestamptz,
     revoked_at timestamptz,
+    reuse_rejections integer NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, id)
 );
 COMMENT ON TABLE secpolicy.password_resets IS
@@ -161,8 +162,25 @@ BEGIN
         RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
     END IF;
 
-    -- a rejected password leaves the token usable for another try
+    -- a rejected password leaves the token usable for another try; but "you
+    -- used this password before" tells whether a guess was the current one,
+    -- so those answers are counted against the token (and, when the ledger
+    -- is active, in shared memory, where a rollback cannot erase them)
+    IF NOT secpolicy.guess_begin('r:' || r.id, (SELECT p.max_failed_attempts FROM secpolicy.policy p),
+                                 r.reuse_rejections, 'reset token ' || r.id) THEN
+        UPDATE secpolicy.password_resets x SET revoked_at = now() WHERE x.user_id = r.user_id AND x.id = r.id;
+        RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
+    END IF;
     broken := secpolicy.try_set_password(u.id, reset_password.new_password);
+    IF 'reused_password' = ANY (broken) THEN
+        UPDATE secpolicy.password_resets x
+           SET reuse_rejections = x.reuse_rejections + 1,
+               revoked_at = CASE WHEN x.reuse_rejections + 1 >= (SELECT p.max_failed_attempts FROM secpolicy.policy p)
+                                 THEN now() END
+         WHERE x.user_id = r.user_id AND x.id = r.id;
+    ELSE
+        PERFORM secpolicy.guess_end('r:' || r.id);
+    END IF;
     IF cardinality(broken) > 0 THEN
         RETURN ROW('rejected', broken)::secpolicy.password_result;
     END IF;
@@ -170,6 +188,7 @@ BEGIN
     UPDATE secpolicy.users x
        SET failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE x.id = u.id;
+    PERFORM secpolicy.guess_clear('u:' || u.id);
     UPDATE secpolicy.password_resets x SET used_at = now() WHERE x.user_id = r.user_id AND x.id = r.id;
     PERFORM secpolicy.end_sessions(u.id, 'password_changed');
     PERFORM secpolicy.audit('password_reset', u.id, u.username, NULL,

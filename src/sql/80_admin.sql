@@ -26,19 +26,21 @@ COMMENT ON FUNCTION secpolicy.user_id_of(text) IS
 REVOKE ALL ON FUNCTION secpolicy.user_id_of(text) FROM PUBLIC;
 
 -- Internal: raise 22023 with the rule codes when a password breaks the policy.
-CREATE FUNCTION secpolicy.set_password_or_raise(user_id bigint, password text) RETURNS void
+CREATE FUNCTION secpolicy.set_password_or_raise(user_id bigint, password text, mode text DEFAULT 'plaintext')
+    RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF password IS NULL THEN
         RAISE EXCEPTION 'password must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM secpolicy.write_password(set_password_or_raise.user_id, set_password_or_raise.password, 'plaintext');
+    PERFORM secpolicy.write_password(set_password_or_raise.user_id, set_password_or_raise.password,
+                                     set_password_or_raise.mode);
 END
 $$;
-COMMENT ON FUNCTION secpolicy.set_password_or_raise(bigint, text) IS
+COMMENT ON FUNCTION secpolicy.set_password_or_raise(bigint, text, text) IS
     'Internal: set a password from plaintext, raising 22023 with the rule codes in DETAIL when rejected.';
-REVOKE ALL ON FUNCTION secpolicy.set_password_or_raise(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION secpolicy.set_password_or_raise(bigint, text, text) FROM PUBLIC;
 
 -- Internal: a reason is required for actions that take access away.
 CREATE FUNCTION secpolicy.require_reason(reason text) RETURNS text
@@ -177,6 +179,7 @@ DECLARE
 BEGIN
     UPDATE secpolicy.users u SET failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE u.id = uid;
+    PERFORM secpolicy.guess_clear('u:' || uid);
     PERFORM secpolicy.audit('user_unlocked', uid, unlock_user.username, unlock_user.reason);
 END
 $$;
@@ -192,11 +195,12 @@ AS $$
 DECLARE
     uid bigint := secpolicy.user_id_of(admin_set_password.username);
 BEGIN
-    PERFORM secpolicy.set_password_or_raise(uid, admin_set_password.temporary_password);
+    PERFORM secpolicy.set_password_or_raise(uid, admin_set_password.temporary_password, 'temporary');
     UPDATE secpolicy.users u
        SET must_change_password = true, password_expired = false,
            failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE u.id = uid;
+    PERFORM secpolicy.guess_clear('u:' || uid);
     PERFORM secpolicy.end_sessions(uid, 'admin');
     PERFORM secpolicy.revoke_reset_tokens(uid);
     PERFORM secpolicy.audit('password_set_by_admin', uid, admin_set_password.username, admin_set_password.reason);
@@ -214,6 +218,8 @@ DECLARE
     uid bigint := secpolicy.user_id_of(expire_password.username);
 BEGIN
     UPDATE secpolicy.users u SET password_expired = true WHERE u.id = uid;
+    -- a second-factor challenge issued before must not open a session now
+    UPDATE secpolicy.mfa_challenges c SET used_at = now() WHERE c.user_id = uid AND c.used_at IS NULL;
     PERFORM secpolicy.audit('password_expired_by_admin', uid, expire_password.username, expire_password.reason);
 END
 $$;

@@ -66,20 +66,6 @@ REVOKE ALL ON FUNCTION secpolicy.incident_notify() FROM PUBLIC;
 CREATE TRIGGER incident_notify AFTER INSERT ON secpolicy.incidents
     FOR EACH ROW EXECUTE FUNCTION secpolicy.incident_notify();
 
--- Lockouts are audited and announced.
-CREATE OR REPLACE FUNCTION secpolicy.lockout_event(user_id bigint) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    name text := (SELECT u.username FROM secpolicy.users u WHERE u.id = lockout_event.user_id);
-    audit_id bigint;
-BEGIN
-    audit_id := secpolicy.audit('account_locked', lockout_event.user_id, name, 'failure limit reached');
-    -- LISTEN needs no privilege: the payload carries the audit row's id only
-    PERFORM pg_notify('secpolicy_lockout', jsonb_build_object('audit_id', audit_id)::text);
-END
-$$;
-
 CREATE FUNCTION secpolicy.open_incident(kind text, severity text, title text, description text DEFAULT NULL,
                                         affected_usernames text[] DEFAULT NULL,
                                         detected_at timestamptz DEFAULT NULL,
@@ -287,8 +273,9 @@ DECLARE
     key text;
     existing bigint;
 BEGIN
-    -- one detection run at a time (maintain() and a manual call may overlap)
-    PERFORM pg_advisory_xact_lock(5457731, 2);
+    -- one detection run at a time (maintain() and a manual call may overlap);
+    -- a row only the owner can lock, not an advisory lock any role could hold
+    PERFORM 1 FROM secpolicy.maintenance_state FOR UPDATE;
     FOR p IN SELECT * FROM secpolicy.attack_patterns(detect_attacks.until) LOOP
         key := p.kind || ':' || p.subject;
         SELECT i.id INTO existing FROM secpolicy.incidents i

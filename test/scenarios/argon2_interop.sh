@@ -16,39 +16,26 @@
 # Environment: PGHOST/PGPORT/PGUSER of a superuser (scripts/test); the argon2
 # command (scripts/common.sh installs package argon2).
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 db=scen_argon2_interop_$$
 export PGCLIENTENCODING=UTF8
-T=0
-FAILS=0
 
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
 # Like q, but an error prints only its SQLSTATE.
 q_state() { psql -X -q -At -v VERBOSITY=sqlstate -d "$db" -c "$1" 2>&1 | sed 's/^ERROR: *//'; }
-
-cleanup() { dropdb --if-exists "$db" >/dev/null 2>&1; }
-trap cleanup EXIT
 
 # The reference tool's encoded hash of password $1 with salt $2 and options.
 ref() { local pw=$1 salt=$2; shift 2; printf '%s' "$pw" | argon2 "$salt" "$@" -e; }
 verify() { q "SELECT secpolicy.verify_password('$1', '$2')"; }
 
-echo "1..28"
+plan 28
 
 if ! command -v argon2 >/dev/null; then
     echo "Bail out! the argon2 command is missing (apt-get install argon2)"
     exit 1
 fi
-if ! createdb "$db" || ! q "CREATE EXTENSION secpolicy" >/dev/null; then
-    echo "Bail out! cannot create database $db with secpolicy"
-    exit 1
-fi
+setup_db
 q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = false" >/dev/null
 
 PW='Interop-Pass!42'
@@ -125,4 +112,4 @@ is "$(q "SELECT status FROM secpolicy.login('migrant', '$PW')")|$(q "SELECT pass
 is "$(q_state "SELECT secpolicy.import_password_hash('migrant', '$(ref "$PW" somesalt -i -t 1 -k 64)')")|$(q_state "SELECT secpolicy.import_password_hash('migrant', '$(ref "$PW" somesalt -id -t 1 -k 64 -v 10)')")" \
    "22023|22023" "argon2i and argon2id v1.0 hashes are refused with 22023"
 
-exit $((FAILS > 0))
+finish

@@ -17,80 +17,23 @@
 # milliseconds and really overlap.  Environment: PGHOST/PGPORT/PGUSER of a
 # superuser (scripts/test).
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 db=scen_concurrent_lockout_$$
 out=$(mktemp -d "${TMPDIR:-/tmp}/scen_lockout.XXXXXX")
-T=0
-FAILS=0
-CTL_PID=
-
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
-
-cleanup() {
-    [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$out"
-    dropdb --if-exists "$db" >/dev/null 2>&1
-}
-trap cleanup EXIT
-
-# Poll until query $1 prints $2 (at most 60 s); false on timeout.
-wait_for() {
-    local i
-    for ((i = 0; i < 600; i++)); do
-        [ "$(q "$1")" = "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
+at_exit 'rm -rf "$out"'
+# (the barrier, its clients, statuses and verifications: lib.bash)
 BARRIER=5457001
-
-# The controller takes the barrier lock and keeps its session open.
-barrier_hold() {
-    coproc CTL { psql -X -q -At -d "$db" >/dev/null 2>&1; }
-    echo "SELECT pg_advisory_lock($BARRIER);" >&"${CTL[1]}"
-    wait_for "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $BARRIER AND granted" 1
-}
-
-# Wait until $1 clients queue on the barrier, then let them all go at once.
-barrier_release() {
-    local ok=0
-    wait_for "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $BARRIER AND NOT granted" "$1" && ok=1
-    echo "SELECT pg_advisory_unlock($BARRIER);" >&"${CTL[1]}"
-    local fd=${CTL[1]}
-    exec {fd}>&-
-    wait "$CTL_PID" 2>/dev/null
-    CTL_PID=
-    [ $ok = 1 ]
-}
 
 # One attacker: wait at the barrier, log in once, report status and how many
 # argon2 verifications its backend ran.  Args: file tag, username, password.
-client() {
-    psql -X -q -At -d "$db" \
-        -c "SELECT pg_advisory_lock_shared($BARRIER)" \
-        -c "SELECT status FROM secpolicy.login('$2', '$3', '127.0.0.1', '$1')" \
-        -c "SELECT verifications FROM secpolicy.hash_stats()" 2>&1 | grep -v '^$' >"$out/$1"
-}
+client() { barrier_client "$1" "SELECT status FROM secpolicy.login('$2', '$3', '127.0.0.1', '$1')"; }
 
-# Sorted "count status" summary of the clients whose tag starts with $1.
-statuses() { for f in "$out/$1"*; do sed -n 1p "$f"; done | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}'; }
-# Sum of the verifications reported by the clients whose tag starts with $1.
-verifications() { for f in "$out/$1"*; do sed -n 2p "$f"; done | awk '{s += $1} END {print s + 0}'; }
+plan 18
 
-echo "1..18"
-
-if ! createdb "$db" || ! q "CREATE EXTENSION secpolicy" >/dev/null; then
-    echo "Bail out! cannot create database $db with secpolicy"
-    exit 1
-fi
+setup_db
+at_exit 'wait 2>/dev/null'
 RIGHT='Corr3ct-Lockout!Pw'
 setup=$(q "UPDATE secpolicy.policy SET hash_opslimit = 2, hash_memlimit = 8388608, require_mfa = false;
            SELECT secpolicy.create_user('victim', '$RIGHT') > 0, secpolicy.create_user('mixed', '$RIGHT') > 0;
@@ -173,4 +116,4 @@ ok_clients=$(for f in "$out"/p3-*; do sed -n 1p "$f"; done | grep -c '^ok$')
 is "$ok_clients" "$(q "SELECT count(*) FROM secpolicy.login_attempts WHERE username = 'mixed' AND outcome = 'ok'")" \
    "phase 3: clients that got ok match the ok rows of the log"
 
-exit $((FAILS > 0))
+finish

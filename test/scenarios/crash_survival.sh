@@ -32,28 +32,18 @@ SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$SP_ROOT/scripts/common.sh"
 set +e
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$SP_ROOT/test/scenarios/lib.bash"
 
 db=scen_crash_survival_$$
-LOG=$SP_TMP/server.log
-T=0
-FAILS=0
 PW='Corr3ct-Horse!Pass'
 
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
-
+# Run on exit, before the database is dropped.
 cleanup() {
     [ -n "${walwriter:-}" ] && kill -CONT "$walwriter" 2>/dev/null
     psql -X -q -d postgres -c "ALTER SYSTEM RESET bgwriter_lru_maxpages" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
     wait 2>/dev/null
-    dropdb --if-exists "$db" >/dev/null 2>&1
 }
-trap cleanup EXIT
 
 # Wait (at most 60 s) until the server accepts connections and is out of recovery.
 wait_ready() {
@@ -75,9 +65,6 @@ poll() {
     done
     return 1
 }
-
-# Server log written since byte offset $1.
-log_since() { tail -c +"$(($1 + 1))" "$LOG"; }
 
 # kill -9 the postmaster and every process it started; wait until they are
 # gone.  The postmaster is reparented to init, which reaps it; where init
@@ -106,12 +93,10 @@ chain() { q "SELECT intact, rows_checked, head_hash FROM secpolicy.verify_audit_
 touch_status() { q "SELECT status FROM secpolicy.session_touch('$1')"; }
 login_status() { q "SELECT status FROM secpolicy.login('$1', '$2')"; }
 
-echo "1..21"
+plan 21
 
-if ! createdb "$db" || ! q "CREATE EXTENSION secpolicy" >/dev/null; then
-    echo "Bail out! cannot create database $db with secpolicy"
-    exit 1
-fi
+setup_db
+at_exit cleanup
 q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = false;
    SELECT secpolicy.create_user(u, '$PW') FROM unnest(ARRAY['locky', 'sessy', 'lockytwo', 'multi']) u;" >/dev/null
 
@@ -135,7 +120,7 @@ SELECT pg_sleep(600);
 EOF
 victim=$(poll "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
                  AND query LIKE 'SELECT pg_sleep(600)%' AND state = 'active' AND backend_xid IS NOT NULL")
-off=$(stat -c %s "$LOG")
+off=$(log_offset)
 if [ -n "$victim" ] && kill -9 "$victim" && wait_ready; then
     pass "kill -9 of a backend with an open transaction; the server recovered"
 else
@@ -172,7 +157,7 @@ setup+=$(q "SELECT failed_attempts || ',' || (disabled_at IS NOT NULL) FROM secp
 is "$setup" "t5,true" "committed: the other session logged out, lockytwo locked out and disabled"
 chain2=$(chain)
 
-off=$(stat -c %s "$LOG")
+off=$(log_offset)
 if kill_cluster; then pass "kill -9 of the postmaster and all its processes"
 else fail "kill -9 of the postmaster and all its processes"; fi
 if restart_out=$(sp_cluster_restart 2>&1) && wait_ready; then pass "the cluster starts again"
@@ -228,4 +213,4 @@ psql -X -q -d "$db" -c "ALTER SYSTEM RESET bgwriter_lru_maxpages" -c "SELECT pg_
 is "$ended|$(touch_status "$tok4")" "1|revoked" \
    "a session end committed by end_other_sessions() survives a kill -9 right after it"
 
-exit $((FAILS > 0))
+finish

@@ -19,30 +19,19 @@
 # TOTP user verifies a code and a recovery code.
 # Environment: PGHOST/PGPORT/PGUSER of a superuser (scripts/test).
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 src=scen_dump_restore_$$
 dst=scen_dump_restore_copy_$$
 dst1=scen_dump_restore_single_$$
 work=$(mktemp -d "${TMPDIR:-/tmp}/scen_dump.XXXXXX")
-T=0
-FAILS=0
+at_exit 'rm -rf "$work"'
+drop_db_on_exit "$dst1"
+drop_db_on_exit "$dst"
 
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-qs() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$src" -c "$1" 2>&1; }
-qd() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$dst" -c "$1" 2>&1; }
-
-cleanup() {
-    rm -rf "$work"
-    dropdb --if-exists "$dst" >/dev/null 2>&1
-    dropdb --if-exists "$dst1" >/dev/null 2>&1
-    dropdb --if-exists "$src" >/dev/null 2>&1
-}
-trap cleanup EXIT
+qs() { q "$1" "$src"; }
+qd() { q "$1" "$dst"; }
 
 # count and digest of a relation's rows, or of a query's (order-independent)
 fingerprint() { echo "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM ($1) t"; }
@@ -51,12 +40,9 @@ TABLES=(policy password_blocklist users password_history audit_log login_attempt
 SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_seq sessions_id_seq
       recovery_codes_id_seq)
 
-echo "1..30"
+plan 30
 
-if ! createdb "$src" || ! qs "CREATE EXTENSION secpolicy" >/dev/null; then
-    echo "Bail out! cannot create database $src with secpolicy"
-    exit 1
-fi
+setup_db "$src"
 
 P1='Dump-Restore!Pw1x'
 P2='Dump-Restore!Pw2y'
@@ -166,4 +152,4 @@ is "$(qd "SELECT secpolicy.create_user('erin', 'Echo-Account!5t') > (SELECT max(
 is "$(qd "SELECT status FROM secpolicy.login('nobody', 'Wr0ng-Nobody!5')")" reset_required \
    "an unknown username at the failure limit stays at it (as a locked account does)"
 
-exit $((FAILS > 0))
+finish

@@ -17,45 +17,33 @@
 # The ALTER SYSTEM setting is reset at the end.
 # Environment: PGHOST/PGPORT/PGUSER of a superuser (scripts/test).
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 db=scen_hash_slots_$$
 db2=scen_hash_slots_b_$$
 work=$(mktemp -d "${TMPDIR:-/tmp}/scen_slots.XXXXXX")
-T=0
-FAILS=0
+at_exit 'rm -rf "$work"'
 SLOT_CLASS=5457219      # 0x534543, "SEC": first key of the slot locks
 
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-ok() { local c=$1 d=$2; shift 2; if [ "$c" = 1 ]; then pass "$d"; else fail "$d" "$@"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
 set_system_limit() {
     psql -X -q -d "$db" -c "LOAD 'secpolicy'" -c "ALTER SYSTEM $1" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
     sleep 0.3
 }
 
+# Run on exit, before the databases are dropped.
 cleanup() {
     set_system_limit "RESET secpolicy.max_concurrent_hashes"
     wait 2>/dev/null
-    rm -rf "$work"
-    dropdb --if-exists "$db" >/dev/null 2>&1
-    dropdb --if-exists "$db2" >/dev/null 2>&1
 }
-trap cleanup EXIT
 
-echo "1..17"
+plan 17
 
 for d in "$db" "$db2"; do
-    if ! createdb "$d" || ! psql -X -q -d "$d" -c "CREATE EXTENSION secpolicy" \
-            -c "UPDATE secpolicy.policy SET hash_opslimit = 3, hash_memlimit = 67108864" >/dev/null; then
-        echo "Bail out! cannot create database $d with secpolicy"
-        exit 1
-    fi
+    setup_db "$d"
+    q "UPDATE secpolicy.policy SET hash_opslimit = 3, hash_memlimit = 67108864" "$d" >/dev/null
 done
+at_exit cleanup
 HASH=$(q "SELECT secpolicy.hash_password('Slot-Verify!Pw1')")
 
 # The sampler: until the clients (application_name slotclient) are gone,
@@ -165,4 +153,4 @@ is "$(q "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database 
 q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192" >/dev/null
 is "$(q "SELECT length(secpolicy.hash_password('Slot-After!Pw1')) > 0")" t "the slot is free for the next computation"
 
-exit $((FAILS > 0))
+finish

@@ -25,22 +25,14 @@ SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../../scripts/common.sh
 source "$SP_ROOT/scripts/common.sh"
 set +e
+# shellcheck source=lib.bash
+source "$SP_ROOT/test/scenarios/lib.bash"
 
 db=scen_key_rotation_$$
-T=0
-FAILS=0
 changed=0
 KEY_A=$SP_KEY_FILE
 KEY_B=
 BAD_FILES=()
-
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
 
 # Put the server back as scripts/test started it.
 restore_server() {
@@ -49,29 +41,16 @@ restore_server() {
     sp_cluster_restart >/dev/null 2>&1
 }
 
+# Run on exit, before the database is dropped.
 cleanup() {
-    local rc=$?
     [ "$changed" = 1 ] && restore_server
-    dropdb --if-exists "$db" >/dev/null 2>&1
     rm -f "$KEY_B" "${BAD_FILES[@]}"
-    exit $rc
-}
-trap cleanup EXIT
-
-# Poll until query $1 prints $2 in a new connection (at most 30 s).
-wait_for() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        [ "$(q "$1")" = "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
-echo "1..27"
+plan 27
 
-createdb "$db" || exit 1
-q "CREATE EXTENSION secpolicy" >/dev/null
+setup_db
+at_exit cleanup
 q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = true,
           totp_window = 1, totp_period = 30, totp_digits = 6, totp_algorithm = 'sha1'" >/dev/null
 q "CREATE FUNCTION public.sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS \$f\$
@@ -141,7 +120,7 @@ is "$(q "SELECT secpolicy.reseal_secrets()")" 0 "a second reseal_secrets() chang
 
 # ---- 4. previous key unset by reload
 psql -X -q -d "$db" -c "LOAD 'secpolicy'" -c "ALTER SYSTEM RESET secpolicy.previous_key_file" -c "SELECT pg_reload_conf()" >/dev/null
-if wait_for "SELECT coalesce(previous_key_id, 'none') FROM secpolicy.key_status()" none; then
+if wait_for "SELECT coalesce(previous_key_id, 'none') FROM secpolicy.key_status()" none 30; then
     pass "after ALTER SYSTEM RESET and pg_reload_conf() no previous key is configured"
 else
     fail "after ALTER SYSTEM RESET and pg_reload_conf() no previous key is configured"
@@ -196,5 +175,4 @@ changed=0
 is "$(settings)" "$KEY_A|" "original settings restored"
 is "$(grep -c previous_key_file "$SP_TMP/data/postgresql.auto.conf")" 0 "postgresql.auto.conf no longer names a previous key"
 
-[ "$T" = 27 ] || echo "# ran $T assertions, planned 27"
-[ "$FAILS" = 0 ] && [ "$T" = 27 ]
+finish

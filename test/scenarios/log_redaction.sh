@@ -38,27 +38,19 @@ SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$SP_ROOT/scripts/common.sh"
 set +e
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$SP_ROOT/test/scenarios/lib.bash"
 
 db=scen_log_redaction_$$
-LOG=$SP_TMP/server.log
 PGBENCH=$PGBIN/pgbench
 work=$(mktemp -d "${TMPDIR:-/tmp}/scen_logred.XXXXXX")
-T=0
-FAILS=0
+at_exit 'rm -rf "$work"'
 PRELOADED=0
-HOLD_PID=
 MARK='[redacted by secpolicy]'
 RUN=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 LOG_SETTINGS=(log_statement log_min_duration_statement log_min_error_statement
               log_parameter_max_length log_parameter_max_length_on_error)
 
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
 # ALTER SYSTEM (one statement per -c: it cannot run in a transaction block), then reload.
 alter_system() {
     local args=() s
@@ -67,17 +59,14 @@ alter_system() {
     sleep 0.3
 }
 
+# Run on exit, before the database is dropped: the server as scripts/test started it.
 cleanup() {
-    [ -n "$HOLD_PID" ] && kill "$HOLD_PID" 2>/dev/null
     local s resets=()
     for s in "${LOG_SETTINGS[@]}"; do resets+=("RESET $s"); done
     alter_system "${resets[@]}" 2>/dev/null
     [ $PRELOADED = 1 ] && sp_cluster_restart >/dev/null 2>&1
     wait 2>/dev/null
-    rm -rf "$work"
-    dropdb --if-exists "$db" >/dev/null 2>&1
 }
-trap cleanup EXIT
 
 # A distinctive password (policy-compliant) and the part of it we grep for.
 sec() { printf 'Zq%s%sVx!7' "$1" "$RUN"; }
@@ -85,8 +74,6 @@ needle() { printf 'Zq%s%sVx' "$1" "$RUN"; }
 # A distinctive base32 TOTP secret.
 b32() { head -c 20 /dev/urandom | base32 | tr -d '=\n'; }
 
-log_offset() { stat -c %s "$LOG"; }
-log_since() { tail -c +"$(($1 + 1))" "$LOG"; }
 # Which of the given strings occur in the log since offset $1 (space-separated).
 found_in_log() {
     local off=$1 s hits=(); shift
@@ -153,16 +140,14 @@ extended_conn() {
                  "$RESET_TOKEN2" "$(needle "${r}e5$3")" "$(needle "${r}e6$3")")
 }
 
-echo "1..31"
+plan 31
 
 if ! [ -x "$PGBENCH" ]; then
     echo "Bail out! pgbench not found at $PGBENCH"
     exit 1
 fi
-if ! createdb "$db" || ! q "CREATE EXTENSION secpolicy" >/dev/null; then
-    echo "Bail out! cannot create database $db with secpolicy"
-    exit 1
-fi
+setup_db
+at_exit cleanup
 CH_PW=$(sec setupch)
 is "$(q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = false, history_depth = 0;
          SELECT count(secpolicy.create_user(u, '$(sec setup)')) FROM unnest(ARRAY['lruser', 'rsuser', 'rsuser2', 'tokuser']) u;
@@ -300,22 +285,13 @@ is "$(attempts sql-execute)|$(found_in_log "$off" "$(needle b1)")" "1|" \
    "SQL PREPARE/EXECUTE of login: the EXECUTE statement's password is not logged"
 
 # An error inside login with bind parameters: PostgreSQL adds them to CONTEXT.
-coproc HOLD { psql -X -q -At -d "$db" >/dev/null 2>&1; }
-HOLD_PID=$HOLD_PID
-echo "BEGIN; SELECT 1 FROM secpolicy.users WHERE username = 'lruser' FOR UPDATE;" >&"${HOLD[1]}"
-for ((i = 0; i < 100; i++)); do
-    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' AND state = 'idle in transaction'")" = 1 ] && break
-    sleep 0.1
-done
+ctl_open "BEGIN; SELECT 1 FROM secpolicy.users WHERE username = 'lruser' FOR UPDATE;"
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' AND state = 'idle in transaction'" 1 10
 echo "SELECT status FROM secpolicy.login(:u, :p, NULL, 'lock-timeout');" >"$work/locktimeout.sql"
 off=$(log_offset)
 PGOPTIONS="-c lock_timeout=300" "$PGBENCH" -n -M extended -t 1 -f "$work/locktimeout.sql" \
     -D u=lruser -D p="$(sec b2)" "$db" >"$work/locktimeout.out" 2>&1
-hold_fd=${HOLD[1]}
-echo "ROLLBACK;" >&"$hold_fd"
-exec {hold_fd}>&-
-wait "$HOLD_PID" 2>/dev/null
-HOLD_PID=
+ctl_close "ROLLBACK;"
 sleep 0.2
 is "$(log_since "$off" | grep -c 'canceling statement due to lock timeout')|$(found_in_log "$off" "$(needle b2)")" "1|" \
    "an error raised inside login (lock timeout): the bind parameters in its CONTEXT are not logged"
@@ -369,4 +345,4 @@ else
 fi
 is "$(q "SELECT current_setting('shared_preload_libraries')")" "" "shared_preload_libraries is empty again"
 
-exit $((FAILS > 0))
+finish

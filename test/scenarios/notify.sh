@@ -12,37 +12,20 @@
 # username or address (PUBLIC has nothing); two concurrent detect_attacks
 # calls both succeed and open one incident.
 set -euo pipefail
+# shellcheck source=lib.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 db=scen_notify_$$
 work=$(mktemp -d)
 chmod 755 "$work"
+at_exit 'rm -rf "$work"'
 nobody=regress_notify_nobody_$$
-cleanup() {
-    dropdb --if-exists "$db" >/dev/null 2>&1 || true
-    dropuser --if-exists "$nobody" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+at_exit 'dropuser --if-exists "$nobody" >/dev/null 2>&1'
 
-n=0
-failed=0
-echo "1..21"
-report() {
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then
-        echo "ok $n - $2"
-    else
-        echo "not ok $n - $2"
-        failed=1
-        [ -n "${3:-}" ] && echo "# $3"
-    fi
-    return 0
-}
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+plan 21
 
-createdb "$db"
+setup_db
 psql -X -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null <<'SQL'
-CREATE EXTENSION secpolicy;
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = false;
 SELECT secpolicy.create_user('scen_notify_u', 'Vb8#kT2q!Lm4zR');
 SELECT secpolicy.create_user('scen_notify_v', 'Hw5@pZ9r$Nc3xY');
@@ -79,10 +62,7 @@ SELECT 'mark:end';
 SQL
 psql -X -q -At -U "$nobody" -d "$db" -f "$work/nobody.sql" >"$work/nobody.out" 2>&1 &
 nobody_pid=$!
-for i in $(seq 1 100); do
-    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE usename = '$nobody' AND query LIKE 'DO%'")" = 1 ] && break
-    sleep 0.1
-done
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE usename = '$nobody' AND query LIKE 'DO%'" 1 10 || true
 
 psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -f "$work/listener.sql" >"$work/listener.out" 2>"$work/listener.err" || true
 q "INSERT INTO scen_flag VALUES (true)" >/dev/null
@@ -98,11 +78,11 @@ payload() { awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c { print $3; exit 
 # json_field(payload, field): the field's text, through the server's JSON parser
 json_field() { printf "SELECT (:'p')::jsonb ->> :'f';\n" | psql -X -q -At -d "$db" -v p="$1" -v f="$2" 2>&1; }
 
-report "$([ -s "$work/listener.err" ] && echo 1 || echo 0)" "the listener ran every step without error" "$(head -3 "$work/listener.err" | tr '\n' ' ')"
+ok "$([ -s "$work/listener.err" ] || echo 1)" "the listener ran every step without error" "$(head -3 "$work/listener.err" | tr '\n' ' ')"
 check_count() { # description step channel expected
     local got
     got=$(count "$2" "$3")
-    if [ "$got" = "$4" ]; then report 0 "$1"; else report 1 "$1" "got $got notification(s)"; fi
+    if [ "$got" = "$4" ]; then pass "$1"; else fail "$1" "got $got notification(s)"; fi
 }
 
 check_count "a lockout sends one notification on secpolicy_lockout" lockout secpolicy_lockout 1
@@ -110,14 +90,14 @@ p=$(payload lockout secpolicy_lockout)
 uid=$(q "SELECT id FROM secpolicy.users WHERE username = 'scen_notify_u'")
 aid=$(json_field "$p" audit_id)
 if [ -n "$aid" ] && [ "$(q "SELECT action || ':' || user_id FROM secpolicy.audit_log WHERE id = $aid")" = "account_locked:$uid" ]; then
-    report 0 "the lockout payload is the id of the account_locked audit row of the account"
+    pass "the lockout payload is the id of the account_locked audit row of the account"
 else
-    report 1 "the lockout payload is the id of the account_locked audit row of the account" "payload: $p"
+    fail "the lockout payload is the id of the account_locked audit row of the account" "payload: $p"
 fi
 if [ "$(q "SELECT count(*) FROM jsonb_object_keys(('$p')::jsonb)")" = 1 ]; then
-    report 0 "the lockout payload carries nothing but that id (LISTEN needs no privilege)"
+    pass "the lockout payload carries nothing but that id (LISTEN needs no privilege)"
 else
-    report 1 "the lockout payload carries nothing but that id (LISTEN needs no privilege)" "payload: $p"
+    fail "the lockout payload carries nothing but that id (LISTEN needs no privilege)" "payload: $p"
 fi
 check_count "the lockout step sends no incident notification" lockout secpolicy_incident 0
 check_count "a failure after the lockout sends nothing more" after_lockout secpolicy_lockout 0
@@ -127,44 +107,44 @@ check_count "open_incident sends one notification on secpolicy_incident" inciden
 p=$(payload incident secpolicy_incident)
 iid=$(q "SELECT id FROM secpolicy.incidents WHERE title = 'Phishing mail to staff'")
 if [ -n "$iid" ] && [ "$(json_field "$p" incident_id)" = "$iid" ]; then
-    report 0 "the incident payload is the incident's id"
+    pass "the incident payload is the incident's id"
 else
-    report 1 "the incident payload is the incident's id" "payload: $p"
+    fail "the incident payload is the incident's id" "payload: $p"
 fi
 if [ "$(q "SELECT count(*) FROM jsonb_object_keys(('$p')::jsonb)")" = 1 ]; then
-    report 0 "the incident payload carries nothing but the id"
+    pass "the incident payload carries nothing but the id"
 else
-    report 1 "the incident payload carries nothing but the id" "payload: $p"
+    fail "the incident payload carries nothing but the id" "payload: $p"
 fi
 check_count "detect_attacks sends one notification for the incident it opens" detected secpolicy_incident 1
 p=$(payload detected secpolicy_incident)
 if [ "$(q "SELECT kind FROM secpolicy.incidents WHERE id = '$(json_field "$p" incident_id)'")" = password_spraying ]; then
-    report 0 "its id leads to the password_spraying incident"
+    pass "its id leads to the password_spraying incident"
 else
-    report 1 "its id leads to the password_spraying incident" "payload: $p"
+    fail "its id leads to the password_spraying incident" "payload: $p"
 fi
 check_count "a repeat detection (an update) sends nothing" detected_again secpolicy_incident 0
 check_count "the 10 failed logins of the spraying step send no lockout" detected secpolicy_lockout 0
 if grep -q -e 'wrong-guess' -e 'sps_' -e 'spr_' -e 'spc_' -e 'argon2' "$work/notes.tsv"; then
-    report 1 "no payload carries a password, token or hash" "$(cat "$work/notes.tsv")"
+    fail "no payload carries a password, token or hash" "$(cat "$work/notes.tsv")"
 else
-    report 0 "no payload carries a password, token or hash"
+    pass "no payload carries a password, token or hash"
 fi
 total=$(wc -l <"$work/notes.tsv" | tr -d ' ')
-if [ "$total" = 3 ]; then report 0 "exactly 3 notifications in all"; else report 1 "exactly 3 notifications in all" "$(cat "$work/notes.tsv")"; fi
+if [ "$total" = 3 ]; then pass "exactly 3 notifications in all"; else fail "exactly 3 notifications in all" "$(cat "$work/notes.tsv")"; fi
 
 # what the role without privileges heard
 heard=$(grep -c '^Asynchronous notification' "$work/nobody.out" || true)
 if [ "$heard" -ge 1 ]; then
-    report 0 "the unprivileged listener ran (it heard $heard notification(s))"
+    pass "the unprivileged listener ran (it heard $heard notification(s))"
 else
-    report 1 "the unprivileged listener ran" "$(head -5 "$work/nobody.out" | tr '\n' ' ')"
+    fail "the unprivileged listener ran" "$(head -5 "$work/nobody.out" | tr '\n' ' ')"
 fi
 if grep -q -e 'scen_notify_u' -e 'spray_' -e '198\.51\.100\.7' -e 'Phishing mail' "$work/nobody.out"; then
-    report 1 "a role without any secpolicy privilege learns no username, address or incident title from LISTEN" \
+    fail "a role without any secpolicy privilege learns no username, address or incident title from LISTEN" \
         "$(grep '^Asynchronous' "$work/nobody.out" | head -3 | tr '\n' ' ')"
 else
-    report 0 "a role without any secpolicy privilege learns no username, address or incident title from LISTEN"
+    pass "a role without any secpolicy privilege learns no username, address or incident title from LISTEN"
 fi
 
 # two detect_attacks at once (a scheduled maintain() and a manual run)
@@ -179,11 +159,11 @@ sleep 0.5
 if q "SELECT count(*) FROM secpolicy.detect_attacks()" >"$work/detect2.out" 2>&1; then rc2=0; else rc2=1; fi
 if wait "$first"; then rc1=0; else rc1=1; fi
 if [ "$rc1$rc2" = 00 ]; then
-    report 0 "two concurrent detect_attacks both succeed"
+    pass "two concurrent detect_attacks both succeed"
 else
-    report 1 "two concurrent detect_attacks both succeed" "$(cat "$work/detect1.out" "$work/detect2.out" | grep ERROR | head -2 | tr '\n' ' ')"
+    fail "two concurrent detect_attacks both succeed" "$(cat "$work/detect1.out" "$work/detect2.out" | grep ERROR | head -2 | tr '\n' ' ')"
 fi
 got=$(q "SELECT count(*) FROM secpolicy.incidents WHERE dedup_key = 'password_spraying:198.51.100.8'")
-if [ "$got" = 1 ]; then report 0 "and open exactly one incident"; else report 1 "and open exactly one incident" "got $got"; fi
+if [ "$got" = 1 ]; then pass "and open exactly one incident"; else fail "and open exactly one incident" "got $got"; fi
 
-exit "$failed"
+finish

@@ -17,59 +17,27 @@
 #      reset_required), the counter stops at 5.
 # Environment: PGHOST/PGPORT/PGUSER of a superuser (scripts/test).
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 db=scen_totp_concurrency_$$
 out=$(mktemp -d "${TMPDIR:-/tmp}/scen_totp_conc.XXXXXX")
+at_exit 'rm -rf "$out"'
 app=sp_totp_race_$$
-T=0
-FAILS=0
-CTL_PID=
-
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
-
-cleanup() {
-    [ -n "$CTL_PID" ] && kill "$CTL_PID" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$out"
-    dropdb --if-exists "$db" >/dev/null 2>&1
-}
-trap cleanup EXIT
-
-# Poll until query $1 prints $2 (at most 30 s); false on timeout.
-wait_for() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        [ "$(q "$1")" = "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # The controller locks user $1's row and keeps its transaction open.
 hold_user() {
-    coproc CTL { psql -X -q -At -d "$db" >/dev/null 2>&1; }
-    CTL_PID=$CTL_PID
-    echo "BEGIN; SELECT 1 FROM secpolicy.users WHERE username = '$1' FOR UPDATE;
-          SELECT set_config('application_name', '${app}_ctl', false);" >&"${CTL[1]}"
+    ctl_open "BEGIN; SELECT 1 FROM secpolicy.users WHERE username = '$1' FOR UPDATE;
+          SELECT set_config('application_name', '${app}_ctl', false);"
     wait_for "SELECT count(*) FROM pg_stat_activity WHERE application_name = '${app}_ctl'
-                 AND state = 'idle in transaction'" 1
+                 AND state = 'idle in transaction'" 1 30
 }
 
 # Wait until $1 clients are blocked on a lock, then commit the controller.
 release_when_queued() {
     local ok=0
-    wait_for "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$app' AND wait_event_type = 'Lock'" "$1" && ok=1
-    echo "COMMIT;" >&"${CTL[1]}"
-    local fd=${CTL[1]}
-    exec {fd}>&-
-    wait "$CTL_PID" 2>/dev/null
-    CTL_PID=
+    wait_for "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$app' AND wait_event_type = 'Lock'" "$1" 30 && ok=1
+    ctl_close "COMMIT;"
     [ $ok = 1 ]
 }
 
@@ -81,10 +49,10 @@ client() {
 # Sorted, comma-joined contents of the output files matching $1.
 results() { cat "$out"/$1 | sort | paste -sd, -; }
 
-echo "1..24"
+plan 24
 
-createdb "$db" || exit 1
-q "CREATE EXTENSION secpolicy" >/dev/null
+setup_db
+at_exit 'wait 2>/dev/null'
 q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = true,
           max_failed_attempts = 5, totp_window = 1, totp_period = 30, totp_digits = 6, totp_algorithm = 'sha1'" >/dev/null
 PW='Quartz-Lantern-47!'
@@ -185,5 +153,4 @@ is "$(q "SELECT string_agg(outcome || ':' || n, ',' ORDER BY outcome) FROM (SELE
           WHERE user_id = $u AND stage = 'mfa' AND NOT success GROUP BY outcome) x")" "invalid_code:4,locked:3,lockout:1" \
    "exactly 5 codes evaluated (4 invalid_code, 1 lockout), 3 refused as locked"
 
-[ "$T" = 24 ] || echo "# ran $T assertions, planned 24"
-[ "$FAILS" = 0 ] && [ "$T" = 24 ]
+finish

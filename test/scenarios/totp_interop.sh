@@ -14,31 +14,20 @@
 #      period) for oathtool's codes.
 # Environment: PGHOST/PGPORT/PGUSER of a superuser (scripts/test).
 set -u -o pipefail
+# shellcheck source=lib.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
+# shellcheck disable=SC2034  # (lib.bash's q and setup_db use it)
 db=scen_totp_interop_$$
-T=0
-FAILS=0
 
-pass() { T=$((T + 1)); echo "ok $T - $1"; }
-fail() {
-    T=$((T + 1)); FAILS=$((FAILS + 1)); echo "not ok $T - $1"; shift
-    local l; for l in "$@"; do echo "#   $l"; done
-}
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3" "got:      '$1'" "expected: '$2'"; fi; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" -c "$1" 2>&1; }
-
-cleanup() { dropdb --if-exists "$db" >/dev/null 2>&1; }
-trap cleanup EXIT
-
-echo "1..35"
+plan 35
 
 if ! command -v oathtool >/dev/null; then
     for ((i = 1; i <= 35; i++)); do echo "not ok $i - oathtool is not installed"; done
     exit 1
 fi
 
-createdb "$db" || exit 1
-q "CREATE EXTENSION secpolicy" >/dev/null
+setup_db
 q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = true,
           totp_window = 1, totp_issuer = 'Interop Test'" >/dev/null
 PW='Quartz-Lantern-47!'
@@ -146,5 +135,4 @@ for alg in SHA1 SHA256 SHA512; do
        "$alg: one period later, window 1 still returns the code's step"
 done
 
-[ "$T" = 35 ] || echo "# ran $T assertions, planned 35"
-[ "$FAILS" = 0 ] && [ "$T" = 35 ]
+finish
