@@ -36,6 +36,8 @@
 
 #include "secpolicy.h"
 
+PG_FUNCTION_INFO_V1(secpolicy_mark_statement);
+
 #define REDACTED "[redacted by secpolicy]"
 
 static emit_log_hook_type prev_emit_log_hook = NULL;
@@ -244,6 +246,14 @@ sp_logfilter_mark_statement(void)
 	marked_len = strlen(debug_query_string);
 	statement_hash(debug_query_string, marked_len, marked_hash);
 	marked = true;
+}
+
+/* mark_statement(): internal; the flows call it first, before any early answer */
+Datum
+secpolicy_mark_statement(PG_FUNCTION_ARGS)
+{
+	sp_logfilter_mark_statement();
+	PG_RETURN_VOID();
 }
 
 /* Replace the statement text inside `message`. */

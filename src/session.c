@@ -245,6 +245,7 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 
 	/* only an active answer proves a session for this transaction */
 	set_current(0, 0);
+	sp_logfilter_mark_statement();
 	if (PG_ARGISNULL(0))
 		return touch_result(fcinfo, "unknown", 0, 0);
 	token = PG_GETARG_TEXT_PP(0);

@@ -226,6 +226,13 @@ COMMENT ON FUNCTION secpolicy.complete_login(bigint, inet, text, boolean) IS
     'Internal: clear the failure counter, stamp the login and open a session.';
 REVOKE ALL ON FUNCTION secpolicy.complete_login(bigint, inet, text, boolean) FROM PUBLIC;
 
+CREATE FUNCTION secpolicy.mark_statement() RETURNS void
+    AS 'MODULE_PATHNAME', 'secpolicy_mark_statement'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.mark_statement() IS
+    'Internal: mark the running statement as carrying a secret, for the log redaction.';
+REVOKE ALL ON FUNCTION secpolicy.mark_statement() FROM PUBLIC;
+
 -- Internal: the password check that login() and change_password() share.
 -- It locks the account row (FOR UPDATE: concurrent guesses on one account
 -- queue here), answers an unknown name exactly as a real one, refuses at the
@@ -242,6 +249,8 @@ DECLARE
     u secpolicy.users;
     ok boolean;
 BEGIN
+    -- the statement carries a password: keep it out of the log, whatever the answer
+    PERFORM secpolicy.mark_statement();
     status := 'invalid_credentials';
     IF authenticate.username IS NULL OR authenticate.username = '' OR authenticate.password IS NULL THEN
         PERFORM secpolicy.record_attempt(NULL, authenticate.username, authenticate.client_addr,
