@@ -66,19 +66,7 @@ extern const int sp_blocklist_count;
 extern bool sp_blocklist_contains(const char *password, size_t len);
 extern bool sp_custom_blocklist_hit(const char *password, size_t len);
 
-/* token.c */
-extern char *sp_random_token(const char *prefix);
-
 /* trigger.c */
-typedef enum SpHashWriteMode
-{
-	SP_WRITE_DEFAULT = 0,		/* an argon2id string is kept, anything else hashed */
-	SP_WRITE_PLAINTEXT,			/* the value is plaintext: check and hash */
-	SP_WRITE_TEMPORARY,			/* plaintext set by an admin: rules, no history */
-	SP_WRITE_REHASH,			/* a fresh hash of the same password */
-	SP_WRITE_IMPORT				/* an argon2id hash made elsewhere */
-} SpHashWriteMode;
-
 extern void sp_trigger_init(void);
 
 /* totp.c */

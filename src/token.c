@@ -24,8 +24,8 @@ PG_FUNCTION_INFO_V1(secpolicy_recovery_code);
 #define MAX_PREFIX		16
 
 /* Return a palloc'd "<prefix>_<43 base64url characters>" token. */
-char *
-sp_random_token(const char *prefix)
+static char *
+random_token(const char *prefix)
 {
 	unsigned char raw[TOKEN_BYTES];
 	char		b64[sodium_base64_ENCODED_LEN(TOKEN_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
@@ -51,7 +51,7 @@ secpolicy_random_token(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("token prefix must be 1 to %d lower-case ASCII letters", MAX_PREFIX)));
-	PG_RETURN_TEXT_P(cstring_to_text(sp_random_token(prefix)));
+	PG_RETURN_TEXT_P(cstring_to_text(random_token(prefix)));
 }
 
 /* token_digest(token text) returns bytea: SHA-256 of the token's bytes */

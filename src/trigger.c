@@ -46,6 +46,15 @@ PG_FUNCTION_INFO_V1(secpolicy_users_password_trigger);
 PG_FUNCTION_INFO_V1(secpolicy_password_policy_trigger);
 PG_FUNCTION_INFO_V1(secpolicy_write_password);
 
+typedef enum SpHashWriteMode
+{
+	SP_WRITE_DEFAULT = 0,		/* an argon2id string is kept, anything else hashed */
+	SP_WRITE_PLAINTEXT,			/* the value is plaintext: check and hash */
+	SP_WRITE_TEMPORARY,			/* plaintext set by an admin: rules, no history */
+	SP_WRITE_REHASH,			/* a fresh hash of the same password */
+	SP_WRITE_IMPORT				/* an argon2id hash made elsewhere */
+} SpHashWriteMode;
+
 /* How the users trigger treats the next write; set only by write_password(). */
 static SpHashWriteMode write_mode = SP_WRITE_DEFAULT;
 
@@ -268,7 +277,7 @@ datum_is_argon2id(Datum value)
 	size_t		len = VARSIZE_ANY_EXHDR(t);
 	char	   *s;
 
-	if (len >= 128)
+	if (len >= crypto_pwhash_STRBYTES)
 		return false;
 	s = sp_text_cstring(t, &len);
 	return sp_hash_is_argon2id(s, len);
@@ -386,7 +395,7 @@ check_text_column(Relation rel, int attnum, Oid want)
 
 	if (want == TEXTOID)
 		ok = (att->atttypid == TEXTOID || att->atttypid == VARCHAROID) &&
-			(att->atttypmod < 0 || att->atttypmod - VARHDRSZ >= 128);
+			(att->atttypmod < 0 || att->atttypmod - VARHDRSZ >= (int) crypto_pwhash_STRBYTES);
 	else
 		ok = att->atttypid == want;
 	if (!ok)

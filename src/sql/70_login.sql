@@ -402,6 +402,28 @@ COMMENT ON FUNCTION secpolicy.check_second_factor(bigint, text) IS
     'Internal: accept a TOTP code once (replay guard) or a recovery code once.';
 REVOKE ALL ON FUNCTION secpolicy.check_second_factor(bigint, text) FROM PUBLIC;
 
+-- Internal: a wrong second-factor code on a locked account row: count it,
+-- record it (outcome invalid_code or replayed_code, or lockout at the limit)
+-- and return the status to answer: invalid_code or reset_required.
+CREATE FUNCTION secpolicy.code_failure(user_id bigint, username text, outcome text,
+                                       client_addr inet, user_agent text)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st text := secpolicy.register_failure(code_failure.user_id);
+BEGIN
+    PERFORM secpolicy.record_attempt(code_failure.user_id, code_failure.username, code_failure.client_addr,
+                                     code_failure.user_agent, false,
+                                     CASE st WHEN 'reset_required' THEN 'lockout' ELSE code_failure.outcome END,
+                                     'mfa');
+    RETURN CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text) IS
+    'Internal: count and record a wrong second-factor code; returns invalid_code or reset_required.';
+REVOKE ALL ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text) FROM PUBLIC;
+
 -- Internal: find a live challenge by token, or NULL.  It locks the account
 -- first and the challenge second, the order of everything else that touches
 -- both (password changes end challenges with the account locked), so that
@@ -454,7 +476,6 @@ DECLARE
     u secpolicy.users;
     addr inet;
     outcome text;
-    st text;
 BEGIN
     IF c.id IS NULL THEN
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
@@ -479,13 +500,11 @@ BEGIN
 
     outcome := secpolicy.check_second_factor(u.id, verify_mfa.code);
     IF outcome IN ('invalid_code', 'replayed_code') THEN
-        st := secpolicy.register_failure(u.id);
-        PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false,
-                                         CASE st WHEN 'reset_required' THEN 'lockout' ELSE outcome END, 'mfa');
         IF outcome = 'replayed_code' THEN
             PERFORM secpolicy.audit('totp_replay_rejected', u.id, u.username);
         END IF;
-        RETURN ROW(CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END, NULL, NULL)::secpolicy.mfa_result;
+        RETURN ROW(secpolicy.code_failure(u.id, u.username, outcome, addr, c.user_agent),
+                   NULL, NULL)::secpolicy.mfa_result;
     END IF;
 
     PERFORM secpolicy.guess_end('u:' || u.id);
@@ -589,7 +608,6 @@ DECLARE
     u secpolicy.users;
     c secpolicy.totp_credentials;
     matched bigint;
-    st text;
     codes text[];
     session text;
     ch secpolicy.mfa_challenges;
@@ -626,10 +644,8 @@ BEGIN
                                             c.pending_period, c.pending_algorithm) v;
     END IF;
     IF matched IS NULL THEN
-        st := secpolicy.register_failure(u.id);
-        PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false,
-                                         CASE st WHEN 'reset_required' THEN 'lockout' ELSE 'invalid_code' END, 'mfa');
-        RETURN ROW(CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END, NULL, NULL)::secpolicy.enrollment_result;
+        RETURN ROW(secpolicy.code_failure(u.id, u.username, 'invalid_code', ch.client_addr, ch.user_agent),
+                   NULL, NULL)::secpolicy.enrollment_result;
     END IF;
 
     PERFORM secpolicy.guess_end('u:' || u.id);

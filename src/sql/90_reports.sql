@@ -146,27 +146,32 @@ BEGIN
             HINT = 'Use a larger bucket or a shorter range (at most 100000 buckets).';
     END IF;
     -- buckets follow calendar arithmetic in the session's time zone, the last
-    -- one is cut at until; only attempts in [since, until) are read
+    -- one is cut at until; only attempts in [since, until) are read (the
+    -- partitions of that range), each placed in its bucket by a binary search
+    -- of the bucket starts, and aggregated once
     RETURN QUERY
         WITH b AS (
-            SELECT g AS b_start, least(g + bucket, until) AS b_end
+            SELECT array_agg(g ORDER BY g) AS starts
               FROM generate_series(since, until, bucket) AS g
              WHERE g < until
-        ), a AS (
-            SELECT x.attempted_at, x.user_id, x.username, x.client_addr, x.success, x.outcome
-              FROM secpolicy.login_attempts x
+        ), agg AS (
+            SELECT width_bucket(x.attempted_at, b.starts) AS i,
+                   count(*) AS n_attempts,
+                   count(*) FILTER (WHERE NOT x.success) AS n_failures,
+                   count(DISTINCT x.user_id) FILTER (WHERE NOT x.success) AS n_accounts,
+                   count(DISTINCT lower(x.username)) FILTER (WHERE NOT x.success) AS n_usernames,
+                   count(DISTINCT x.client_addr) FILTER (WHERE NOT x.success) AS n_sources,
+                   count(*) FILTER (WHERE x.outcome = 'lockout') AS n_lockouts
+              FROM secpolicy.login_attempts x, b
              WHERE x.attempted_at >= since AND x.attempted_at < until
+             GROUP BY 1
         )
-        SELECT b.b_start, b.b_end,
-               count(a.attempted_at),
-               count(a.attempted_at) FILTER (WHERE NOT a.success),
-               count(DISTINCT a.user_id) FILTER (WHERE NOT a.success),
-               count(DISTINCT lower(a.username)) FILTER (WHERE NOT a.success),
-               count(DISTINCT a.client_addr) FILTER (WHERE NOT a.success),
-               count(a.attempted_at) FILTER (WHERE a.outcome = 'lockout')
-          FROM b LEFT JOIN a ON a.attempted_at >= b.b_start AND a.attempted_at < b.b_end
-         GROUP BY b.b_start, b.b_end
-         ORDER BY b.b_start;
+        SELECT s.start, coalesce(lead(s.start) OVER (ORDER BY s.n), until),
+               coalesce(agg.n_attempts, 0), coalesce(agg.n_failures, 0), coalesce(agg.n_accounts, 0),
+               coalesce(agg.n_usernames, 0), coalesce(agg.n_sources, 0), coalesce(agg.n_lockouts, 0)
+          FROM b CROSS JOIN unnest(b.starts) WITH ORDINALITY AS s(start, n)
+          LEFT JOIN agg ON agg.i = s.n
+         ORDER BY s.n;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.failed_login_report(timestamptz, timestamptz, interval) IS

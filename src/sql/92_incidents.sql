@@ -228,33 +228,25 @@ BEGIN
      GROUP BY f.name
     HAVING count(*) >= pol.brute_force_min_failures
     UNION ALL
-    -- possible compromise: a complete login right after a run of failures
-    SELECT 'compromise_suspected', s.name, s.run, s.run_start, s.attempted_at,
-           ARRAY[s.name], ARRAY[s.user_id], coalesce(s.sources, '{}')
+    -- possible compromise: a complete login right after a run of failures.
+    -- Each account's attempts split into runs at every complete login (seg
+    -- counts the logins before a row); a run ending in a login is a match.
+    SELECT 'compromise_suspected', r.name, r.run, r.run_start, r.ok_at,
+           ARRAY[r.name], ARRAY[r.user_id], coalesce(r.sources, '{}')
       FROM (
-        SELECT w.*,
-               (SELECT count(*) FROM w p
-                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at
-                   AND p.attempted_at > coalesce((SELECT max(q.attempted_at) FROM w q
-                                                   WHERE q.user_id = w.user_id AND q.outcome = 'ok'
-                                                     AND q.attempted_at < w.attempted_at), '-infinity'))
-                   AS run,
-               (SELECT min(p.attempted_at) FROM w p
-                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at
-                   AND p.attempted_at > coalesce((SELECT max(q.attempted_at) FROM w q
-                                                   WHERE q.user_id = w.user_id AND q.outcome = 'ok'
-                                                     AND q.attempted_at < w.attempted_at), '-infinity'))
-                   AS run_start,
-               (SELECT array_agg(DISTINCT p.client_addr) FILTER (WHERE p.client_addr IS NOT NULL) FROM w p
-                 WHERE p.user_id = w.user_id AND NOT p.success AND p.attempted_at < w.attempted_at
-                   AND p.attempted_at > coalesce((SELECT max(q.attempted_at) FROM w q
-                                                   WHERE q.user_id = w.user_id AND q.outcome = 'ok'
-                                                     AND q.attempted_at < w.attempted_at), '-infinity'))
-                   AS sources
-          FROM w
-         WHERE w.outcome = 'ok' AND w.user_id IS NOT NULL
-      ) s
-     WHERE s.run >= pol.compromise_min_failures;
+        SELECT s.user_id, s.seg, max(s.name) AS name,
+               count(*) FILTER (WHERE NOT s.success) AS run,
+               min(s.attempted_at) FILTER (WHERE NOT s.success) AS run_start,
+               array_agg(DISTINCT s.client_addr) FILTER (WHERE NOT s.success AND s.client_addr IS NOT NULL) AS sources,
+               max(s.attempted_at) FILTER (WHERE s.outcome = 'ok') AS ok_at
+          FROM (SELECT w.*,
+                       count(*) FILTER (WHERE w.outcome = 'ok')
+                           OVER (PARTITION BY w.user_id ORDER BY w.attempted_at, w.id
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS seg
+                  FROM w WHERE w.user_id IS NOT NULL) s
+         GROUP BY s.user_id, s.seg
+      ) r
+     WHERE r.ok_at IS NOT NULL AND r.run >= pol.compromise_min_failures;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.attack_patterns(timestamptz) IS
