@@ -9,6 +9,7 @@
 --   search_path = pg_catalog, pg_temp, and hostile functions, operators and
 --   temporary tables in the caller's search_path change no answer of the flows.
 BEGIN;
+\ir lib/helpers.psql
 SELECT plan(83);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
@@ -20,20 +21,6 @@ CREATE ROLE regress_pw_admin IN ROLE secpolicy_admin;
 CREATE ROLE regress_pw_nobody;
 
 -- run a statement as a role: '00000' or the SQLSTATE it raised
-CREATE FUNCTION pg_temp.sqlstate_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text := '00000';
-BEGIN
-    EXECUTE format('SET LOCAL ROLE %I', r);
-    BEGIN
-        EXECUTE q;
-    EXCEPTION WHEN OTHERS THEN
-        st := SQLSTATE;
-    END;
-    RESET ROLE;
-    RETURN st;
-END
-$$;
 -- run a query as a role: its first value as text, or 'ERROR <SQLSTATE>'
 CREATE FUNCTION pg_temp.value_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE

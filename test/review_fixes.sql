@@ -42,20 +42,6 @@ UPDATE secpolicy.policy SET require_mfa = false, max_failed_attempts = 5, totp_w
 -- of the output.)
 
 -- '00000', or the SQLSTATE that a statement raises when run as role r
-CREATE FUNCTION pg_temp.state_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text := '00000';
-BEGIN
-    EXECUTE format('SET LOCAL ROLE %I', r);
-    BEGIN
-        EXECUTE q;
-    EXCEPTION WHEN OTHERS THEN
-        st := SQLSTATE;
-    END;
-    RESET ROLE;
-    RETURN st;
-END
-$$;
 -- advisory locks of class 5457731 ('SEC') that this backend holds
 CREATE FUNCTION pg_temp.sec_advisory_locks() RETURNS bigint LANGUAGE sql AS $$
     SELECT count(*) FROM pg_locks
@@ -96,21 +82,21 @@ $$;
 CREATE ROLE regress_rf_nobody;
 CREATE ROLE regress_rf_groups IN ROLE secpolicy_app, secpolicy_admin, secpolicy_analyst;
 
-SELECT is(pg_temp.state_as('regress_rf_nobody', 'LOCK TABLE secpolicy.audit_head IN SHARE MODE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_nobody', 'LOCK TABLE secpolicy.audit_head IN SHARE MODE'), '42501',
           'S2: a role with no privilege cannot LOCK secpolicy.audit_head');
-SELECT is(pg_temp.state_as('regress_rf_nobody', 'SELECT 1 FROM secpolicy.audit_head FOR UPDATE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_nobody', 'SELECT 1 FROM secpolicy.audit_head FOR UPDATE'), '42501',
           'S2: a role with no privilege cannot lock the audit_head row (FOR UPDATE)');
-SELECT is(pg_temp.state_as('regress_rf_nobody', 'LOCK TABLE secpolicy.maintenance_state IN SHARE MODE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_nobody', 'LOCK TABLE secpolicy.maintenance_state IN SHARE MODE'), '42501',
           'S2: a role with no privilege cannot LOCK secpolicy.maintenance_state');
-SELECT is(pg_temp.state_as('regress_rf_nobody', 'SELECT 1 FROM secpolicy.maintenance_state FOR UPDATE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_nobody', 'SELECT 1 FROM secpolicy.maintenance_state FOR UPDATE'), '42501',
           'S2: a role with no privilege cannot lock the maintenance_state row (FOR UPDATE)');
-SELECT is(pg_temp.state_as('regress_rf_groups', 'LOCK TABLE secpolicy.audit_head IN SHARE MODE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_groups', 'LOCK TABLE secpolicy.audit_head IN SHARE MODE'), '42501',
           'S2: a member of app, admin and analyst cannot LOCK audit_head either');
-SELECT is(pg_temp.state_as('regress_rf_groups', 'SELECT 1 FROM secpolicy.audit_head FOR SHARE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_groups', 'SELECT 1 FROM secpolicy.audit_head FOR SHARE'), '42501',
           'S2: a member of app, admin and analyst cannot lock the audit_head row (FOR SHARE)');
-SELECT is(pg_temp.state_as('regress_rf_groups', 'LOCK TABLE secpolicy.maintenance_state IN SHARE MODE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_groups', 'LOCK TABLE secpolicy.maintenance_state IN SHARE MODE'), '42501',
           'S2: a member of app, admin and analyst cannot LOCK maintenance_state');
-SELECT is(pg_temp.state_as('regress_rf_groups', 'SELECT 1 FROM secpolicy.maintenance_state FOR SHARE'), '42501',
+SELECT is(pg_temp.sqlstate_as('regress_rf_groups', 'SELECT 1 FROM secpolicy.maintenance_state FOR SHARE'), '42501',
           'S2: a member of app, admin and analyst cannot lock the maintenance_state row (FOR SHARE)');
 
 SELECT secpolicy.create_user('regress_rf_sess', 'Heron-Marsh-83!') AS sess_uid \gset
