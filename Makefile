@@ -8,6 +8,7 @@ OBJS = \
 	src/policy.o \
 	src/hash.o \
 	src/complexity.o \
+	src/normalize.o \
 	src/blocklist.o \
 	src/blocklist_words.o \
 	src/token.o \

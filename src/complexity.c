@@ -9,7 +9,8 @@
  * the database's LC_CTYPE (a UTF-8 locale classifies every script; the C
  * locale treats non-ASCII letters as symbols).  A symbol is any character
  * that is neither a letter nor a digit nor a control character, so spaces
- * and emoji count.
+ * and emoji count.  In a UTF-8 database the rules look at the password's
+ * NFKC form (normalize.c), which is what gets hashed.
  */
 #include "postgres.h"
 
@@ -138,7 +139,22 @@ sp_password_violations(const char *password, size_t len,
 	Datum		elems[8];
 	int			n = 0;
 	CharClasses cc;
+	size_t		nlen = 0;
+	size_t		nulen = 0;
+	char	   *norm = sp_password_nfkc(password, len, &nlen);
+	char	   *normuser = username ? sp_password_nfkc(username, ulen, &nulen) : NULL;
 
+	/* the rules apply to what is hashed: the NFKC form */
+	if (norm != NULL)
+	{
+		password = norm;
+		len = nlen;
+	}
+	if (normuser != NULL)
+	{
+		username = normuser;
+		ulen = nulen;
+	}
 	classify(password, len, &cc);
 
 	if (cc.nchars < policy->min_length)
@@ -170,6 +186,8 @@ sp_password_violations(const char *password, size_t len,
 		sodium_memzero(lpw, strlen(lpw));
 		pfree(lpw);
 	}
+	sp_password_nfkc_free(norm, nlen);
+	sp_password_nfkc_free(normuser, nulen);
 
 	for (int i = 0; i < n; i++)
 		elems[i] = CStringGetTextDatum(codes[i]);

@@ -140,14 +140,23 @@ sp_hash_password(const char *password, size_t len,
 	char		out[crypto_pwhash_STRBYTES];
 	int			rc;
 	int			slot;
+	size_t		nlen = 0;
+	char	   *norm;
 
 	check_password_bytes(len);
+	norm = sp_password_nfkc(password, len, &nlen);
+	if (norm != NULL && nlen > SP_MAX_PASSWORD_BYTES)
+	{
+		sp_password_nfkc_free(norm, nlen);
+		check_password_bytes(nlen);
+	}
 
 	slot = hash_slot_acquire();
-	rc = crypto_pwhash_str_alg(out, password, len, opslimit, memlimit,
-							   crypto_pwhash_ALG_ARGON2ID13);
+	rc = crypto_pwhash_str_alg(out, norm ? norm : password, norm ? nlen : len,
+							   opslimit, memlimit, crypto_pwhash_ALG_ARGON2ID13);
 	hash_slot_release(slot);
 	stat_hashes++;
+	sp_password_nfkc_free(norm, nlen);
 
 	if (rc != 0)
 		ereport(ERROR,
@@ -217,13 +226,21 @@ sp_hash_is_argon2id(const char *hash, size_t hashlen)
 /*
  * Verify a password against an argon2id PHC string in constant time.
  * Anything that is not an acceptable argon2id string verifies false.
+ *
+ * The password is tried in NFKC (the form sp_hash_password hashes) and,
+ * when that differs and does not match, as received: a hash imported from a
+ * system that did not normalise keeps verifying.  Whether the second
+ * computation runs depends only on the password, never on the hash, so a
+ * dummy verification for an unknown account costs exactly the same.
  */
 bool
 sp_verify_password(const char *hash, size_t hashlen, const char *password, size_t len)
 {
 	char		buf[crypto_pwhash_STRBYTES];
-	int			rc;
+	int			rc = -1;
 	int			slot;
+	size_t		nlen = 0;
+	char	   *norm;
 
 	if (len > SP_MAX_PASSWORD_BYTES || !sp_hash_is_argon2id(hash, hashlen))
 		return false;
@@ -231,11 +248,21 @@ sp_verify_password(const char *hash, size_t hashlen, const char *password, size_
 	/* libsodium reads a full crypto_pwhash_STRBYTES buffer */
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, hash, hashlen);
+	norm = sp_password_nfkc(password, len, &nlen);
 
 	slot = hash_slot_acquire();
-	rc = crypto_pwhash_str_verify(buf, password, len);
+	if (norm != NULL)
+	{
+		rc = crypto_pwhash_str_verify(buf, norm, nlen);
+		stat_verifications++;
+	}
+	if (rc != 0)
+	{
+		rc = crypto_pwhash_str_verify(buf, password, len);
+		stat_verifications++;
+	}
 	hash_slot_release(slot);
-	stat_verifications++;
+	sp_password_nfkc_free(norm, nlen);
 
 	return rc == 0;
 }

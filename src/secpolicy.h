@@ -4,9 +4,10 @@
  *
  * Each module owns one concern: policy.c reads the policy row, hash.c the
  * argon2id hashes, complexity.c and blocklist.c the password rules, token.c
- * random tokens and digests, trigger.c the hash-on-write triggers, totp.c
- * one-time passwords, seal.c encryption at rest, and logfilter.c the
- * redaction of statements that carry secrets.
+ * random tokens and digests, normalize.c the Unicode form of passwords,
+ * trigger.c the hash-on-write triggers, totp.c one-time passwords, seal.c
+ * encryption at rest, and logfilter.c the redaction of statements that
+ * carry secrets.
  */
 #ifndef SECPOLICY_H
 #define SECPOLICY_H
@@ -53,6 +54,10 @@ extern char *sp_hash_password(const char *password, size_t len,
 extern bool sp_verify_password(const char *hash, size_t hashlen,
 							   const char *password, size_t len);
 extern bool sp_hash_is_argon2id(const char *hash, size_t hashlen);
+
+/* normalize.c */
+extern char *sp_password_nfkc(const char *password, size_t len, size_t *outlen);
+extern void sp_password_nfkc_free(char *normalized, size_t len);
 
 /* complexity.c */
 extern ArrayType *sp_password_violations(const char *password, size_t len,

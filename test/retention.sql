@@ -7,11 +7,12 @@
 -- old partitions); apply_retention(): drops the partitions wholly older than
 -- attempt_retention (and deletes old rows of the default partition) and
 -- pseudonymises the rows older than pseudonymise_after to their /24 or /48
--- network without user agent, once; and maintain()'s JSON summary.
+-- network without user agent, once; forgets the failure counters of unknown
+-- names last tried before attempt_retention; and maintain()'s JSON summary.
 -- Pre-existing daily partitions are dropped first (inside the transaction),
 -- so the counts are exact.
 BEGIN;
-SELECT plan(46);
+SELECT plan(47);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 SET LOCAL TimeZone = 'UTC';
@@ -129,9 +130,16 @@ SELECT ok(strpos(pg_temp.plan_of('SELECT * FROM secpolicy.failed_logins_by_sourc
           'but does read the partition of 29 days ago');
 
 -- ---------------------------------------------------------------- apply_retention
-SELECT results_eq('SELECT dropped_partitions, deleted_rows, pseudonymised_rows FROM secpolicy.apply_retention()',
-                  $$VALUES (30, 1::bigint, 5::bigint)$$,
-                  'apply_retention drops 30 partitions, deletes 1 old default row, pseudonymises 5 rows');
+INSERT INTO secpolicy.unknown_user_failures (username_key, failed_attempts, first_failed_at, last_failed_at)
+VALUES ('r_gone', 5, now() - interval '30 days', now() - interval '11 days'),
+       ('r_gone_null', 0, now() - interval '11 days', NULL),
+       ('r_kept', 2, now() - interval '30 days', now() - interval '9 days');
+SELECT results_eq('SELECT dropped_partitions, deleted_rows, pseudonymised_rows, forgotten_names FROM secpolicy.apply_retention()',
+                  $$VALUES (30, 1::bigint, 5::bigint, 2::bigint)$$,
+                  'apply_retention drops 30 partitions, deletes 1 old default row, pseudonymises 5 rows, forgets 2 unknown names');
+SELECT results_eq('SELECT username_key, failed_attempts FROM secpolicy.unknown_user_failures WHERE username_key LIKE ''r\_%''',
+                  $$VALUES ('r_kept', 2)$$,
+                  'unknown names last tried before attempt_retention are forgotten; a recent one keeps its count');
 SELECT ok(NOT pg_temp.has_part(pg_temp.today() - 11) AND NOT pg_temp.has_part(pg_temp.today() - 40),
           'partitions wholly older than attempt_retention are gone');
 SELECT is(to_regclass('secpolicy.' || pg_temp.pname(pg_temp.today() - 11)), NULL, 'dropped, not just detached');
@@ -164,7 +172,7 @@ UPDATE secpolicy.sessions SET last_seen_at = now() - interval '1 hour', created_
  WHERE user_id = (SELECT id FROM secpolicy.users WHERE username = 'regress_ret_ann');
 CREATE TEMP TABLE m AS SELECT secpolicy.maintain() AS j;
 SELECT set_eq('SELECT jsonb_object_keys(j) FROM m',
-              ARRAY['partitions_created', 'dropped_partitions', 'deleted_rows', 'pseudonymised_rows', 'sessions_expired',
+              ARRAY['partitions_created', 'dropped_partitions', 'deleted_rows', 'pseudonymised_rows', 'forgotten_names', 'sessions_expired',
                     'sessions_deleted', 'challenges_deleted', 'reset_tokens_deleted', 'incidents_opened'],
               'maintain() returns its JSON summary');
 SELECT results_eq($$SELECT (j ->> 'partitions_created')::int, (j ->> 'sessions_expired')::int, (j ->> 'dropped_partitions')::int

@@ -12,7 +12,10 @@
 #     secpolicy.hash_password from its salt, byte for byte;
 #   - import_password_hash takes a reference hash (4 lanes, t = 3), login
 #     accepts the password, rehashes it at the policy's cost and keeps the
-#     password's age and history; non-argon2id strings are refused (22023).
+#     password's age and history; non-argon2id strings are refused (22023);
+#   - Unicode: a reference hash of unnormalised (NFD) bytes logs in with those
+#     bytes only, until the login's rehash stores the NFKC form; in a
+#     SQL_ASCII database passwords are used as received.
 # Environment: PGHOST/PGPORT/PGUSER of a superuser (scripts/test); the argon2
 # command (scripts/common.sh installs package argon2).
 set -u -o pipefail
@@ -29,7 +32,7 @@ q_state() { psql -X -q -At -v VERBOSITY=sqlstate -d "$db" -c "$1" 2>&1 | sed 's/
 ref() { local pw=$1 salt=$2; shift 2; printf '%s' "$pw" | argon2 "$salt" "$@" -e; }
 verify() { q "SELECT secpolicy.verify_password('$1', '$2')"; }
 
-plan 28
+plan 31
 
 if ! command -v argon2 >/dev/null; then
     echo "Bail out! the argon2 command is missing (apt-get install argon2)"
@@ -111,5 +114,28 @@ is "$(q "SELECT status FROM secpolicy.login('migrant', '$PW')")|$(q "SELECT pass
    "ok|$new" "the next login verifies the new hash and leaves it alone"
 is "$(q_state "SELECT secpolicy.import_password_hash('migrant', '$(ref "$PW" somesalt -i -t 1 -k 64)')")|$(q_state "SELECT secpolicy.import_password_hash('migrant', '$(ref "$PW" somesalt -id -t 1 -k 64 -v 10)')")" \
    "22023|22023" "argon2i and argon2id v1.0 hashes are refused with 22023"
+
+# --- Unicode: NFKC in a UTF-8 database, bytes as received in another -------
+NFC=$'caf\xc3\xa9-Horse-42!'     # precomposed U+00E9
+NFD=$'cafe\xcc\x81-Horse-42!'    # e + combining acute U+0301
+hd=$(ref "$NFD" somesalt -id -t 1 -k 64 -p 1)
+q "SELECT secpolicy.create_user('zoe', 'Original-Pass!7')" >/dev/null
+q "SELECT secpolicy.import_password_hash('zoe', '$hd')" >/dev/null
+is "$(q "SELECT status FROM secpolicy.login('zoe', '$NFC')")|$(q "SELECT status FROM secpolicy.login('zoe', '$NFD')")" \
+   "invalid_credentials|ok" \
+   "a reference hash of unnormalised (NFD) bytes: only those bytes log in"
+is "$(q "SELECT status FROM secpolicy.login('zoe', '$NFC')")|$(verify "$NFC" "$(q "SELECT password_hash FROM secpolicy.users WHERE username = 'zoe'")")" \
+   "ok|t" "the login rehashed the NFKC form: now either spelling logs in"
+adb=${db}_ascii
+drop_db_on_exit "$adb"
+if createdb -E SQL_ASCII -T template0 --locale=C "$adb" && q "CREATE EXTENSION secpolicy" "$adb" >/dev/null &&
+   q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192" "$adb" >/dev/null; then
+    is "$(q "SELECT h = '$hd', secpolicy.verify_password('$NFD', h), secpolicy.verify_password('$NFC', h),
+                    secpolicy.verify_password('$NFD', '$hd'), secpolicy.verify_password('$NFC', '$hd')
+               FROM (SELECT secpolicy.hash_password('$NFD') AS h) x" "$adb")" "f|t|f|t|f" \
+       "in a SQL_ASCII database passwords are hashed and verified as received (no normalisation)"
+else
+    fail "a SQL_ASCII database with secpolicy"
+fi
 
 finish
