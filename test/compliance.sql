@@ -5,12 +5,13 @@
 -- hash at another cost (never checked under the rules), a locked account and
 -- one over the failure limit without a reset, disabled accounts with and
 -- without a live session or reset token, a dormant account with access, a
--- stale session; incidents reported in time, late, pending and overdue; and
--- an audit chain tampered with inside the transaction.  Each row's in_scope
+-- stale session; incidents reported in time, late, pending and overdue;
+-- grants to PUBLIC and of a hash column (least privilege); and an audit
+-- chain tampered with inside the transaction.  Each row's in_scope
 -- and compliant numbers are checked against numbers worked out by hand and
 -- against counts computed from the tables with independent queries.
 BEGIN;
-SELECT plan(31);
+SELECT plan(36);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -114,7 +115,7 @@ SELECT results_eq($$SELECT * FROM pg_temp.row_of('Second-factor secrets')$$, $$V
                   'secrets: the one secret is sealed under the current key');
 SELECT results_eq($$SELECT * FROM pg_temp.row_of('The audit trail')$$,
                   $$SELECT count(*), count(*) FROM secpolicy.audit_log$$, 'audit: every row checked and intact');
-SELECT is((SELECT count(*) FROM secpolicy.compliance_report()), 15::bigint, 'one row per policy statement');
+SELECT is((SELECT count(*) FROM secpolicy.compliance_report()), 16::bigint, 'one row per policy statement');
 SELECT is((SELECT compliant_pct FROM secpolicy.compliance_report() WHERE statement LIKE 'Everyone uses two-factor%'),
           16.7, 'compliant_pct is rounded to one decimal');
 
@@ -162,6 +163,35 @@ SELECT is((SELECT setting_ok FROM secpolicy.compliance_report() WHERE statement 
 SELECT is((SELECT setting_ok FROM secpolicy.compliance_report() WHERE statement LIKE 'A password reset is enforced%'), false,
           'max_failed_attempts 6 misses the target of 5');
 UPDATE secpolicy.policy SET require_mfa = false, max_failed_attempts = 5;
+
+-- ---------------------------------------------------------------- least privilege
+CREATE TEMP TABLE lp0 AS
+SELECT c.setting FROM secpolicy.compliance_report() c WHERE c.statement LIKE 'Only staff who need access%';
+CREATE ROLE regress_cmp_clerk IN ROLE secpolicy_app;
+CREATE TEMP TABLE lp AS
+SELECT c.setting, c.setting_ok, c.in_scope, c.compliant,
+       (SELECT count(*) FROM pg_class k WHERE k.relnamespace = 'secpolicy'::regnamespace
+           AND k.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT k.relispartition)
+         + (SELECT count(*) FROM pg_proc f WHERE f.pronamespace = 'secpolicy'::regnamespace) AS objects
+  FROM secpolicy.compliance_report() c WHERE c.statement LIKE 'Only staff who need access%';
+SELECT results_eq('SELECT setting_ok, in_scope = objects, compliant = objects FROM lp', $$VALUES (true, true, true)$$,
+                  'least privilege: every table, view, sequence and function in scope, none granted to PUBLIC');
+SELECT is((SELECT (regexp_match(lp.setting, '^(\d+) admin, (\d+) application and (\d+) analyst members$'))[2]::int
+                   - (regexp_match(lp0.setting, '(\d+) application'))[1]::int FROM lp, lp0), 1,
+          'the setting counts the members of each group role (one more application role)');
+GRANT EXECUTE ON FUNCTION secpolicy.unlock_user(text, text) TO PUBLIC;
+GRANT SELECT ON secpolicy.sessions TO PUBLIC;
+SELECT results_eq($$SELECT setting_ok, in_scope - compliant FROM secpolicy.compliance_report()
+                     WHERE statement LIKE 'Only staff who need access%'$$, $$VALUES (false, 2::bigint)$$,
+                  'a function and a table granted to PUBLIC are counted, and PUBLIC reading token digests fails the setting');
+REVOKE SELECT ON secpolicy.sessions FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION secpolicy.unlock_user(text, text) FROM PUBLIC;
+GRANT SELECT (password_hash) ON secpolicy.users TO secpolicy_admin;
+SELECT is((SELECT setting_ok FROM secpolicy.compliance_report() WHERE statement LIKE 'Only staff who need access%'), false,
+          'the admin role granted the password_hash column fails the setting');
+REVOKE SELECT (password_hash) ON secpolicy.users FROM secpolicy_admin;
+SELECT is((SELECT setting_ok FROM secpolicy.compliance_report() WHERE statement LIKE 'Only staff who need access%'), true,
+          'and revoking it restores it');
 
 -- ---------------------------------------------------------------- a tampered audit chain
 CREATE TEMP TABLE tamper AS

@@ -105,6 +105,34 @@ BEGIN
                (SELECT count(*) FROM secpolicy.shared_credentials),
                (SELECT count(*) FROM secpolicy.shared_credentials c WHERE c.rotation_due_at IS NULL)
         UNION ALL
+        SELECT 'Only staff who need access can see data (least privilege)',
+               format('%s admin, %s application and %s analyst members',
+                      (SELECT count(*) FROM pg_auth_members m WHERE m.roleid = 'secpolicy_admin'::regrole),
+                      (SELECT count(*) FROM pg_auth_members m WHERE m.roleid = 'secpolicy_app'::regrole),
+                      (SELECT count(*) FROM pg_auth_members m WHERE m.roleid = 'secpolicy_analyst'::regrole)),
+               'nothing granted to PUBLIC; no hash, secret or token readable by a group role',
+               NOT EXISTS (
+                   SELECT 1 FROM pg_class c
+                     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                    CROSS JOIN unnest(ARRAY['public', 'secpolicy_admin', 'secpolicy_app', 'secpolicy_analyst']) g(role)
+                    WHERE c.relnamespace = 'secpolicy'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+                      AND a.attname IN ('password_hash', 'hash', 'sealed_secret', 'pending_secret',
+                                        'code_digest', 'token_digest')
+                      AND has_column_privilege(g.role, c.oid, a.attnum, 'SELECT')),
+               -- the extension's tables, views, sequences and functions
+               (SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'secpolicy'::regnamespace
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition)
+                 + (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'secpolicy'::regnamespace),
+               -- ... on which PUBLIC holds no privilege
+               (SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'secpolicy'::regnamespace
+                   AND c.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT c.relispartition
+                   AND NOT CASE WHEN c.relkind = 'S'
+                                THEN has_sequence_privilege('public', c.oid, 'USAGE, SELECT, UPDATE')
+                                ELSE has_table_privilege('public', c.oid,
+                                         'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') END)
+                 + (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'secpolicy'::regnamespace
+                       AND NOT has_function_privilege('public', p.oid, 'EXECUTE'))
+        UNION ALL
         SELECT 'Failed authentication attempts are logged and reported',
                format('retention %s', coalesce(pol.attempt_retention::text, 'forever')),
                'every attempt kept at least 90 days',
