@@ -7,12 +7,13 @@
 -- and tokens of another kind; an ended session never comes back), write
 -- coalescing of last_seen_at (session_touch_interval), max_sessions_per_user,
 -- current_session_user()/current_session_id() with a row-level security
--- policy, has_access(), list_sessions, end_other_sessions, logout (true once)
--- and expire_sessions().  Time is moved by editing the sessions rows; with
+-- policy, has_access(), list_sessions, end_other_sessions, logout (true once),
+-- expire_sessions(), and a raised idle timeout or lifetime that must not revive
+-- sessions expired under the old one.  Time is moved by editing the sessions rows; with
 -- require_mfa = false a correct login opens a session directly.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(141);
+SELECT plan(144);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -116,6 +117,23 @@ SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a4');
 UPDATE secpolicy.sessions SET last_seen_at = now() - interval '3 minutes' WHERE id = (pg_temp.srow('a4')).id;
 SELECT is(pg_temp.touch('a4'), 'expired', 'a shorter session_idle_timeout in the policy applies');
 UPDATE secpolicy.policy SET session_idle_timeout = '15 minutes';
+
+-- a longer timeout or lifetime does not revive sessions that expired under the old one
+SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a5');
+SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a6');
+SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a7');
+UPDATE secpolicy.sessions SET last_seen_at = now() - interval '20 minutes' WHERE id = (pg_temp.srow('a5')).id;
+UPDATE secpolicy.sessions SET last_seen_at = now() - interval '10 minutes' WHERE id = (pg_temp.srow('a6')).id;
+UPDATE secpolicy.sessions SET created_at = now() - interval '13 hours' WHERE id = (pg_temp.srow('a7')).id;
+UPDATE secpolicy.policy SET session_idle_timeout = '30 minutes', session_max_lifetime = '24 hours';
+SELECT results_eq($$SELECT pg_temp.touch('a5'), (pg_temp.srow('a5')).end_reason,
+                           (pg_temp.srow('a5')).ended_at = (pg_temp.srow('a5')).last_seen_at + interval '15 minutes'$$,
+                  $$VALUES ('expired', 'idle', true)$$,
+                  'a session idle for 20 minutes stays expired when the idle timeout is raised to 30 minutes (ended at 15)');
+SELECT is(pg_temp.touch('a6'), 'active', 'a session idle for 10 minutes is still active');
+SELECT results_eq($$SELECT pg_temp.touch('a7'), (pg_temp.srow('a7')).end_reason$$, $$VALUES ('expired', 'lifetime')$$,
+                  'a 13-hour-old session stays expired when the lifetime is raised to 24 hours');
+UPDATE secpolicy.policy SET session_idle_timeout = '15 minutes', session_max_lifetime = '12 hours';
 
 -- ---------------------------------------------------------------- revocations
 SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'lo');

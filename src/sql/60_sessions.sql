@@ -226,26 +226,32 @@ GRANT EXECUTE ON FUNCTION secpolicy.end_other_sessions(text) TO secpolicy_app;
 -- Housekeeping: mark sessions that went idle or outlived their lifetime as
 -- ended (with the time they really expired), and delete ended sessions older
 -- than keep_ended.  Safe to run at any time; schedule it with maintain().
+-- Internal: end the open sessions that are past the given idle timeout or
+-- lifetime, with the time and reason they ended at; returns how many.
+CREATE FUNCTION secpolicy.end_expired_sessions(idle_timeout interval, max_lifetime interval) RETURNS integer
+    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH e AS (
+        UPDATE secpolicy.sessions s
+           SET ended_at = least(s.last_seen_at + idle_timeout, s.created_at + max_lifetime),
+               end_reason = CASE WHEN s.created_at + max_lifetime <= s.last_seen_at + idle_timeout
+                                 THEN 'lifetime' ELSE 'idle' END
+         WHERE s.ended_at IS NULL
+           AND (s.last_seen_at < now() - idle_timeout OR s.created_at < now() - max_lifetime)
+        RETURNING 1)
+    SELECT count(*)::integer FROM e;
+$$;
+COMMENT ON FUNCTION secpolicy.end_expired_sessions(interval, interval) IS
+    'Internal: ends the open sessions past this idle timeout or lifetime (reason idle or lifetime).';
+REVOKE ALL ON FUNCTION secpolicy.end_expired_sessions(interval, interval) FROM PUBLIC;
+
 CREATE FUNCTION secpolicy.expire_sessions(keep_ended interval DEFAULT '30 days',
                                           OUT expired integer, OUT deleted integer)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    pol secpolicy.policy;
 BEGIN
-    SELECT * INTO pol FROM secpolicy.policy;
-    WITH e AS (
-        UPDATE secpolicy.sessions s
-           SET ended_at = least(s.last_seen_at + pol.session_idle_timeout,
-                                s.created_at + pol.session_max_lifetime),
-               end_reason = CASE WHEN s.created_at + pol.session_max_lifetime
-                                      <= s.last_seen_at + pol.session_idle_timeout
-                                 THEN 'lifetime' ELSE 'idle' END
-         WHERE s.ended_at IS NULL
-           AND (s.last_seen_at < now() - pol.session_idle_timeout
-                OR s.created_at < now() - pol.session_max_lifetime)
-        RETURNING 1)
-    SELECT count(*) INTO expired FROM e;
+    SELECT secpolicy.end_expired_sessions(p.session_idle_timeout, p.session_max_lifetime)
+      INTO expired FROM secpolicy.policy p;
     WITH d AS (
         DELETE FROM secpolicy.sessions s WHERE s.ended_at < now() - keep_ended RETURNING 1)
     SELECT count(*) INTO deleted FROM d;
@@ -255,3 +261,22 @@ COMMENT ON FUNCTION secpolicy.expire_sessions(interval) IS
     'Ends sessions past their idle timeout or lifetime and deletes ended sessions older than keep_ended.';
 REVOKE ALL ON FUNCTION secpolicy.expire_sessions(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.expire_sessions(interval) TO secpolicy_admin;
+
+-- Expiry is written lazily (by session_touch or expire_sessions), so a
+-- longer idle timeout or lifetime would otherwise revive sessions that had
+-- already expired: end those under the old settings first.
+CREATE FUNCTION secpolicy.policy_sessions() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM secpolicy.end_expired_sessions(OLD.session_idle_timeout, OLD.session_max_lifetime);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.policy_sessions() IS
+    'Trigger: before a longer idle timeout or lifetime takes effect, ends the sessions expired under the old one.';
+REVOKE ALL ON FUNCTION secpolicy.policy_sessions() FROM PUBLIC;
+CREATE TRIGGER policy_sessions AFTER UPDATE OF session_idle_timeout, session_max_lifetime ON secpolicy.policy
+    FOR EACH ROW
+    WHEN (NEW.session_idle_timeout > OLD.session_idle_timeout OR NEW.session_max_lifetime > OLD.session_max_lifetime)
+    EXECUTE FUNCTION secpolicy.policy_sessions();
