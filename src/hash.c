@@ -31,6 +31,7 @@
 PG_FUNCTION_INFO_V1(secpolicy_hash_password);
 PG_FUNCTION_INFO_V1(secpolicy_verify_password);
 PG_FUNCTION_INFO_V1(secpolicy_password_needs_rehash);
+PG_FUNCTION_INFO_V1(secpolicy_password_match);
 PG_FUNCTION_INFO_V1(secpolicy_hash_stats);
 
 /* First key of the advisory locks used as hashing slots ("SEC" in ASCII). */
@@ -145,11 +146,6 @@ sp_hash_password(const char *password, size_t len,
 
 	check_password_bytes(len);
 	norm = sp_password_nfkc(password, len, &nlen);
-	if (norm != NULL && nlen > SP_MAX_PASSWORD_BYTES)
-	{
-		sp_password_nfkc_free(norm, nlen);
-		check_password_bytes(nlen);
-	}
 
 	slot = hash_slot_acquire();
 	rc = crypto_pwhash_str_alg(out, norm ? norm : password, norm ? nlen : len,
@@ -229,21 +225,22 @@ sp_hash_is_argon2id(const char *hash, size_t hashlen)
  *
  * The password is tried in NFKC (the form sp_hash_password hashes) and,
  * when that differs and does not match, as received: a hash imported from a
- * system that did not normalise keeps verifying.  Whether the second
- * computation runs depends only on the password, never on the hash, so a
- * dummy verification for an unknown account costs exactly the same.
+ * system that did not normalise keeps verifying (SP_MATCH_RECEIVED tells the
+ * caller to rehash).  For a wrong password, whether the second computation
+ * runs depends only on the password, never on the hash, so a dummy
+ * verification for an unknown account costs exactly the same.
  */
-bool
-sp_verify_password(const char *hash, size_t hashlen, const char *password, size_t len)
+int
+sp_verify_password_form(const char *hash, size_t hashlen, const char *password, size_t len)
 {
 	char		buf[crypto_pwhash_STRBYTES];
-	int			rc = -1;
+	int			result = SP_NO_MATCH;
 	int			slot;
 	size_t		nlen = 0;
 	char	   *norm;
 
 	if (len > SP_MAX_PASSWORD_BYTES || !sp_hash_is_argon2id(hash, hashlen))
-		return false;
+		return SP_NO_MATCH;
 
 	/* libsodium reads a full crypto_pwhash_STRBYTES buffer */
 	memset(buf, 0, sizeof(buf));
@@ -253,18 +250,27 @@ sp_verify_password(const char *hash, size_t hashlen, const char *password, size_
 	slot = hash_slot_acquire();
 	if (norm != NULL)
 	{
-		rc = crypto_pwhash_str_verify(buf, norm, nlen);
 		stat_verifications++;
+		if (crypto_pwhash_str_verify(buf, norm, nlen) == 0)
+			result = SP_MATCH;
 	}
-	if (rc != 0)
+	if (result == SP_NO_MATCH)
 	{
-		rc = crypto_pwhash_str_verify(buf, password, len);
 		stat_verifications++;
+		if (crypto_pwhash_str_verify(buf, password, len) == 0)
+			result = norm != NULL ? SP_MATCH_RECEIVED : SP_MATCH;
 	}
 	hash_slot_release(slot);
 	sp_password_nfkc_free(norm, nlen);
 
-	return rc == 0;
+	return result;
+}
+
+/* Does the password verify against the hash (in either form)? */
+bool
+sp_verify_password(const char *hash, size_t hashlen, const char *password, size_t len)
+{
+	return sp_verify_password_form(hash, hashlen, password, len) != SP_NO_MATCH;
 }
 
 /* hash_password(password text) returns text */
@@ -310,6 +316,38 @@ secpolicy_verify_password(PG_FUNCTION_ARGS)
 	hashstr = sp_text_cstring(hash, &hashlen);
 	PG_RETURN_BOOL(sp_verify_password(hashstr, hashlen, VARDATA_ANY(password),
 									  VARSIZE_ANY_EXHDR(password)));
+}
+
+/*
+ * password_match(password text, hash text) returns text: NULL when the
+ * password does not verify, 'nfkc' when the hash is of its NFKC form, and
+ * 'as_received' when only the bytes as received match (a hash imported from
+ * a system that did not normalise: the caller rehashes).
+ */
+Datum
+secpolicy_password_match(PG_FUNCTION_ARGS)
+{
+	text	   *password;
+	text	   *hash;
+	char	   *hashstr;
+	size_t		hashlen;
+	int			form;
+
+	sp_logfilter_mark_statement();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+
+	password = PG_GETARG_TEXT_PP(0);
+	hash = PG_GETARG_TEXT_PP(1);
+	if (VARSIZE_ANY_EXHDR(hash) >= crypto_pwhash_STRBYTES)
+		PG_RETURN_NULL();
+
+	hashstr = sp_text_cstring(hash, &hashlen);
+	form = sp_verify_password_form(hashstr, hashlen, VARDATA_ANY(password),
+								   VARSIZE_ANY_EXHDR(password));
+	if (form == SP_NO_MATCH)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(form == SP_MATCH ? "nfkc" : "as_received"));
 }
 
 /*

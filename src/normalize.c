@@ -8,8 +8,12 @@
  *		"fi") are the same password.
  *
  * ASCII text is already in NFKC, so the common case costs one scan of the
- * bytes.  In a database of another encoding, and for bytes that are not
- * valid UTF-8, passwords are used as received.
+ * bytes.  In a database of another encoding, for bytes that are not valid
+ * UTF-8, for passwords of more than SP_MAX_NORMALIZE_BYTES (normalisation
+ * time grows faster than the length, and no password within the policy's
+ * length is that long) and when the NFKC form would exceed
+ * SP_MAX_PASSWORD_BYTES, passwords are used as received: the choice depends
+ * on the bytes only, so hashing and verifying always agree.
  */
 #include "postgres.h"
 
@@ -23,8 +27,7 @@
 /*
  * Return the NFKC form of a password as a palloc'd NUL-terminated string,
  * with its length in *outlen; or NULL when the password is to be used as
- * received (it is already in NFKC, the database is not UTF-8, the bytes are
- * not valid UTF-8, or it is longer than any password we hash).  The caller
+ * received (see above).  The caller
  * wipes and frees the result with sp_password_nfkc_free.
  */
 char *
@@ -40,7 +43,7 @@ sp_password_nfkc(const char *password, size_t len, size_t *outlen)
 	for (i = 0; i < len; i++)
 		if ((unsigned char) password[i] >= 0x80)
 			break;
-	if (i == len || len > SP_MAX_PASSWORD_BYTES ||
+	if (i == len || len > SP_MAX_NORMALIZE_BYTES ||
 		GetDatabaseEncoding() != PG_UTF8 ||
 		!pg_verify_mbstr(PG_UTF8, password, (int) len, true))
 		return NULL;
@@ -67,6 +70,12 @@ sp_password_nfkc(const char *password, size_t len, size_t *outlen)
 			}
 			*p = '\0';
 			*outlen = (size_t) (p - (unsigned char *) out);
+			if (*outlen > SP_MAX_PASSWORD_BYTES)
+			{
+				/* beyond what we ever hash: use the bytes as received */
+				sp_password_nfkc_free(out, *outlen);
+				out = NULL;
+			}
 		}
 		sodium_memzero(norm, ((size_t) nn + 1) * sizeof(pg_wchar));
 		pfree(norm);

@@ -23,6 +23,13 @@
  */
 #define SP_MAX_PASSWORD_BYTES	4096
 
+/*
+ * Passwords longer than this are not Unicode-normalised (normalize.c): the
+ * work grows faster than the length, and the policy's default maximum of
+ * 128 characters is at most 512 bytes.
+ */
+#define SP_MAX_NORMALIZE_BYTES	1024
+
 /* Upper bounds on argon2id parameters accepted from stored hash strings. */
 #define SP_MAX_HASH_MEMLIMIT	((size_t) 1073741824)	/* 1 GiB */
 #define SP_MAX_HASH_OPSLIMIT	16
@@ -53,6 +60,13 @@ extern char *sp_hash_password(const char *password, size_t len,
 							  unsigned long long opslimit, size_t memlimit);
 extern bool sp_verify_password(const char *hash, size_t hashlen,
 							   const char *password, size_t len);
+extern int	sp_verify_password_form(const char *hash, size_t hashlen,
+									const char *password, size_t len);
+
+/* What sp_verify_password_form found. */
+#define SP_NO_MATCH			0
+#define SP_MATCH			1	/* the hash is of the NFKC form */
+#define SP_MATCH_RECEIVED	2	/* only the bytes as received match */
 extern bool sp_hash_is_argon2id(const char *hash, size_t hashlen);
 
 /* normalize.c */

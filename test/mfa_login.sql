@@ -9,12 +9,12 @@
 -- (reset_required at 5, lockout ends sessions); challenge purpose mismatch,
 -- expiry, single use; garbage, NULL and huge codes and tokens; reset_mfa
 -- (factor and codes removed, sessions and challenges ended, audited, next login
--- asks for enrolment; 22004/42704); require_mfa off; a disabled user.
--- The last assertions show a known bug (a challenge outlives admin_set_password,
--- expire_password and change_password) and are kept at the end.
+-- asks for enrolment; 22004/42704); require_mfa off; a disabled user; a code
+-- in full-width digits; a challenge does not outlive admin_set_password,
+-- expire_password or change_password.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(112);
+SELECT plan(114);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
@@ -257,7 +257,14 @@ SELECT is(count(*), 0::bigint, 'disabled user: no live session')
 SELECT is(status, 'disabled', 'disabled user: login answers disabled')
   FROM secpolicy.login('regress_mfa_dis', pg_temp.pw());
 
--- ------------------------------------------- known bugs (keep last) -----
+-- ------------------------------------------- full-width digits -----
+SELECT ok(pg_temp.enrol('regress_mfa_fw') IS NOT NULL, 'setup: regress_mfa_fw enrolled');
+SELECT is(pg_temp.verify(pg_temp.challenge('regress_mfa_fw'),
+                         translate(pg_temp.code(pg_temp.secret('regress_mfa_fw'), 1), '0123456789',
+                                   U&'\FF10\FF11\FF12\FF13\FF14\FF15\FF16\FF17\FF18\FF19')),
+          'ok', 'a code typed in full-width digits (an input method) is accepted: codes are read in NFKC');
+
+-- ------------------------------------ challenges and password changes -----
 -- A challenge issued before an admin or the user changed the password state
 -- must not open a session: admin_set_password ends sessions and requires a
 -- password change, expire_password expires it, change_password ends sessions.

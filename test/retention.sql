@@ -7,12 +7,13 @@
 -- old partitions); apply_retention(): drops the partitions wholly older than
 -- attempt_retention (and deletes old rows of the default partition) and
 -- pseudonymises the rows older than pseudonymise_after to their /24 or /48
--- network without user agent, once; forgets the failure counters of unknown
--- names last tried before attempt_retention; and maintain()'s JSON summary.
+-- network without user agent, once; forgets failure counters below the limit
+-- (unknown names and accounts alike) last raised before attempt_retention,
+-- keeping those at the limit; and maintain()'s JSON summary.
 -- Pre-existing daily partitions are dropped first (inside the transaction),
 -- so the counts are exact.
 BEGIN;
-SELECT plan(47);
+SELECT plan(49);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 SET LOCAL TimeZone = 'UTC';
@@ -131,15 +132,24 @@ SELECT ok(strpos(pg_temp.plan_of('SELECT * FROM secpolicy.failed_logins_by_sourc
 
 -- ---------------------------------------------------------------- apply_retention
 INSERT INTO secpolicy.unknown_user_failures (username_key, failed_attempts, first_failed_at, last_failed_at)
-VALUES ('r_gone', 5, now() - interval '30 days', now() - interval '11 days'),
+VALUES ('r_gone', 4, now() - interval '30 days', now() - interval '11 days'),
        ('r_gone_null', 0, now() - interval '11 days', NULL),
+       ('r_locked', 5, now() - interval '30 days', now() - interval '29 days'),
        ('r_kept', 2, now() - interval '30 days', now() - interval '9 days');
-SELECT results_eq('SELECT dropped_partitions, deleted_rows, pseudonymised_rows, forgotten_names FROM secpolicy.apply_retention()',
-                  $$VALUES (30, 1::bigint, 5::bigint, 2::bigint)$$,
-                  'apply_retention drops 30 partitions, deletes 1 old default row, pseudonymises 5 rows, forgets 2 unknown names');
-SELECT results_eq('SELECT username_key, failed_attempts FROM secpolicy.unknown_user_failures WHERE username_key LIKE ''r\_%''',
-                  $$VALUES ('r_kept', 2)$$,
-                  'unknown names last tried before attempt_retention are forgotten; a recent one keeps its count');
+SELECT FROM unnest(ARRAY['r_acc_old', 'r_acc_new', 'r_acc_locked']) n, secpolicy.create_user(n, 'Vb8#kT2q!Lm4zR');
+UPDATE secpolicy.users SET failed_attempts = 4, last_failed_at = now() - interval '11 days' WHERE username = 'r_acc_old';
+UPDATE secpolicy.users SET failed_attempts = 4, last_failed_at = now() - interval '9 days' WHERE username = 'r_acc_new';
+UPDATE secpolicy.users SET failed_attempts = 5, reset_required = true, last_failed_at = now() - interval '29 days'
+ WHERE username = 'r_acc_locked';
+SELECT results_eq('SELECT dropped_partitions, deleted_rows, pseudonymised_rows, forgotten_counters FROM secpolicy.apply_retention()',
+                  $$VALUES (30, 1::bigint, 5::bigint, 3::bigint)$$,
+                  'apply_retention drops 30 partitions, deletes 1 old default row, pseudonymises 5 rows, forgets 3 failure counters');
+SELECT results_eq('SELECT username_key, failed_attempts FROM secpolicy.unknown_user_failures WHERE username_key LIKE ''r\_%'' ORDER BY 1',
+                  $$VALUES ('r_kept', 2), ('r_locked', 5)$$,
+                  'unknown names below the limit last tried before attempt_retention are forgotten; a recent one and one at the limit stay');
+SELECT results_eq($$SELECT username, failed_attempts, reset_required FROM secpolicy.users WHERE username LIKE 'r\_acc\_%' ORDER BY 1$$,
+                  $$VALUES ('r_acc_locked', 5, true), ('r_acc_new', 4, false), ('r_acc_old', 0, false)$$,
+                  'the same rule for accounts: an old count below the limit is cleared, a recent one and a lockout stay');
 SELECT ok(NOT pg_temp.has_part(pg_temp.today() - 11) AND NOT pg_temp.has_part(pg_temp.today() - 40),
           'partitions wholly older than attempt_retention are gone');
 SELECT is(to_regclass('secpolicy.' || pg_temp.pname(pg_temp.today() - 11)), NULL, 'dropped, not just detached');
@@ -161,8 +171,12 @@ SELECT results_eq($$SELECT client_addr, user_agent FROM secpolicy.login_attempts
                   $$VALUES ('203.0.113.79'::inet, 'ua'::text)$$, 'a row just younger than pseudonymise_after is untouched');
 SELECT is((SELECT pseudonymised_until FROM secpolicy.maintenance_state), now() - interval '5 days',
           'maintenance_state remembers how far pseudonymisation got');
-SELECT results_eq('SELECT dropped_partitions, deleted_rows, pseudonymised_rows FROM secpolicy.apply_retention()',
-                  $$VALUES (0, 0::bigint, 0::bigint)$$, 'a second apply_retention does nothing (each row pseudonymised once)');
+SELECT results_eq('SELECT dropped_partitions, deleted_rows, pseudonymised_rows, forgotten_counters FROM secpolicy.apply_retention()',
+                  $$VALUES (0, 0::bigint, 0::bigint, 0::bigint)$$, 'a second apply_retention does nothing (each row pseudonymised once)');
+UPDATE secpolicy.policy SET require_mfa = false;
+SELECT results_eq($$SELECT (secpolicy.login('r_locked', 'Vb8#kT2q!Lm4zR')).status, (secpolicy.login('r_acc_locked', 'Wrong-Pass-99!')).status$$,
+                  $$VALUES ('reset_required', 'reset_required')$$,
+                  'after retention a locked unknown name still answers like a locked account');
 
 -- ---------------------------------------------------------------- maintain
 SELECT FROM secpolicy.create_user('regress_ret_ann', 'Vb8#kT2q!Lm4zR');
@@ -172,7 +186,7 @@ UPDATE secpolicy.sessions SET last_seen_at = now() - interval '1 hour', created_
  WHERE user_id = (SELECT id FROM secpolicy.users WHERE username = 'regress_ret_ann');
 CREATE TEMP TABLE m AS SELECT secpolicy.maintain() AS j;
 SELECT set_eq('SELECT jsonb_object_keys(j) FROM m',
-              ARRAY['partitions_created', 'dropped_partitions', 'deleted_rows', 'pseudonymised_rows', 'forgotten_names', 'sessions_expired',
+              ARRAY['partitions_created', 'dropped_partitions', 'deleted_rows', 'pseudonymised_rows', 'forgotten_counters', 'sessions_expired',
                     'sessions_deleted', 'challenges_deleted', 'reset_tokens_deleted', 'incidents_opened'],
               'maintain() returns its JSON summary');
 SELECT results_eq($$SELECT (j ->> 'partitions_created')::int, (j ->> 'sessions_expired')::int, (j ->> 'dropped_partitions')::int

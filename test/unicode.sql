@@ -9,12 +9,16 @@
 --     dummy verification costs the same: counted, not timed);
 --   password_violations judges the NFKC form: length, classes, username,
 --     blocklist;
---   login and the password history treat the forms as one password.
+--   login and the password history treat the forms as one password;
+--   password_match tells how a password matched, and login rehashes a hash
+--     of unnormalised bytes even at the policy's cost;
+--   passwords over 1024 bytes, or whose NFKC form exceeds 4096 bytes, are
+--     used as received; organisation blocklist words are stored in NFKC.
 -- Byte sequences are written with U&'' escapes so that no editor can change them.
 -- Reference hashes: printf '<bytes>' | argon2 somesalt -id -t 1 -m 3 -p 1 -e
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(33);
+SELECT plan(44);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -96,6 +100,39 @@ SELECT is((secpolicy.change_password('zoe', :nfc, :nfd)).violations, '{reused_pa
           'changing to the other spelling of the same password is reuse');
 SELECT is((secpolicy.change_password('zoe', :nfd, :fullwidth)).status, 'ok', 'another password is accepted');
 SELECT is(pg_temp.status('zoe', 'Correct-horse-9'), 'ok', 'and its ASCII spelling logs in');
+
+-- password_match tells how a password matched; login rehashes a hash of unnormalised bytes
+SELECT is(ARRAY[secpolicy.password_match(:nfd, :'ref_nfd'), secpolicy.password_match(:nfd, :'h_nfd'),
+                secpolicy.password_match(:nfc, :'ref_nfd'), secpolicy.password_match('Correct-horse-9', :'h_full')],
+          ARRAY['as_received', 'nfkc', NULL, 'nfkc'],
+          'password_match: as_received for a foreign hash of NFD bytes, nfkc otherwise, NULL for no match');
+SELECT ok(secpolicy.create_user('yves', 'Start-Pass-01x') > 0, 'create_user yves');
+SELECT secpolicy.import_password_hash('yves', :'ref_nfd', 'from the old system');
+SELECT is(secpolicy.password_needs_rehash(:'ref_nfd'), false, 'the imported hash is at exactly the policy''s cost');
+SELECT is(pg_temp.status('yves', :nfd), 'ok', 'yves logs in with the NFD bytes of the imported hash');
+SELECT ok((SELECT password_hash <> :'ref_nfd' AND secpolicy.password_match(:nfc, password_hash) = 'nfkc'
+             FROM secpolicy.users WHERE username = 'yves'),
+          'and the login rehashed it in NFKC although the cost was already the policy''s');
+SELECT is(pg_temp.status('yves', :nfc), 'ok', 'so the NFC spelling logs in too');
+
+-- limits: long passwords are used as received
+SELECT ok(secpolicy.verify_password('Aa1!' || repeat(U&'e\0301', 400), secpolicy.hash_password('Aa1!' || repeat(U&'e\0301', 400)))
+          AND NOT secpolicy.verify_password('Aa1!' || repeat(U&'\00E9', 400), secpolicy.hash_password('Aa1!' || repeat(U&'e\0301', 400))),
+          'a password over 1024 bytes is not normalised (hashed and verified as received)');
+SELECT ok(secpolicy.verify_password(repeat(U&'\FDFA', 300), secpolicy.hash_password(repeat(U&'\FDFA', 300))),
+          '900 bytes whose NFKC form exceeds 4096 bytes are hashed and verified as received, without an error');
+SELECT is(secpolicy.password_violations(repeat(U&'\FDFA', 300)),
+          '{too_long,missing_upper,missing_lower,missing_digit,missing_symbol}'::text[],
+          'and judged as received (300 letters; the NFKC form would hold spaces, which are symbols)');
+
+-- organisation blocklist words are stored in NFKC
+INSERT INTO secpolicy.password_blocklist (word) VALUES (U&'\FF57\FF49\FF44\FF47\FF45\FF54\FF43\FF4F'), (U&'fromage\0301');
+SELECT set_eq($$SELECT word FROM secpolicy.password_blocklist WHERE word IN ('widgetco', U&'fromag\00E9')$$,
+              ARRAY['widgetco', U&'fromag\00E9'], 'a full-width word and a decomposed one are stored in NFKC');
+SELECT results_eq($$SELECT 'common_password' = ANY (secpolicy.password_violations('My-Widgetco-Pass-42!')),
+                           'common_password' = ANY (secpolicy.password_violations(U&'My-Fromag\00E9-Pass-42!')),
+                           'common_password' = ANY (secpolicy.password_violations(U&'My-Fromage\0301-Pass-42!'))$$,
+                  $$VALUES (true, true, true)$$, 'and they match passwords in any spelling');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -16,6 +16,14 @@ COMMENT ON FUNCTION secpolicy.verify_password(text, text) IS
 REVOKE ALL ON FUNCTION secpolicy.verify_password(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.verify_password(text, text) TO secpolicy_app, secpolicy_admin;
 
+CREATE FUNCTION secpolicy.password_match(password text, hash text) RETURNS text
+    AS 'MODULE_PATHNAME', 'secpolicy_password_match'
+    LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+COMMENT ON FUNCTION secpolicy.password_match(text, text) IS
+    'Like verify_password, but tells how: NULL (no match), nfkc, or as_received (a hash of unnormalised bytes: rehash it).';
+REVOKE ALL ON FUNCTION secpolicy.password_match(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.password_match(text, text) TO secpolicy_app, secpolicy_admin;
+
 CREATE FUNCTION secpolicy.password_needs_rehash(hash text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'secpolicy_password_needs_rehash'
     LANGUAGE C STRICT STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
@@ -67,6 +75,24 @@ CREATE TABLE secpolicy.password_blocklist (
 COMMENT ON TABLE secpolicy.password_blocklist IS
     'Organisation-specific blocked words (lower case, 3+ characters), matched anywhere in a password.';
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.password_blocklist', '');
+
+-- Passwords are judged in NFKC (normalize.c), so words are stored in NFKC too:
+-- a word typed decomposed or full-width still matches.
+CREATE FUNCTION secpolicy.blocklist_nfkc() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF getdatabaseencoding() = 'UTF8' THEN
+        NEW.word := normalize(NEW.word, NFKC);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.blocklist_nfkc() IS
+    'Trigger: stores organisation blocklist words in NFKC (in a UTF-8 database).';
+REVOKE ALL ON FUNCTION secpolicy.blocklist_nfkc() FROM PUBLIC;
+CREATE TRIGGER password_blocklist_nfkc BEFORE INSERT OR UPDATE OF word ON secpolicy.password_blocklist
+    FOR EACH ROW EXECUTE FUNCTION secpolicy.blocklist_nfkc();
 GRANT SELECT, INSERT, DELETE ON secpolicy.password_blocklist TO secpolicy_admin;
 
 -- The hash that unknown usernames are verified against, so that they take as

@@ -240,14 +240,16 @@ REVOKE ALL ON FUNCTION secpolicy.mark_statement() FROM PUBLIC;
 -- account without one against the dummy hash, in the same time; an empty
 -- password never passes), counting a failure.  status is 'password_ok' when
 -- the password is right (the row stays locked, nothing is recorded yet, user_id
--- is set); otherwise it is the answer to give, and the attempt is recorded.
+-- is set, rehash tells that the hash is of unnormalised bytes); otherwise it
+-- is the answer to give, and the attempt is recorded.
 CREATE FUNCTION secpolicy.authenticate(username text, password text, client_addr inet, user_agent text,
-                                       stage text, OUT status text, OUT user_id bigint)
+                                       stage text, OUT status text, OUT user_id bigint,
+                                       OUT rehash boolean)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     u secpolicy.users;
-    ok boolean;
+    form text;
 BEGIN
     -- the statement carries a password: keep it out of the log, whatever the answer
     PERFORM secpolicy.mark_statement();
@@ -275,9 +277,9 @@ BEGIN
     END IF;
 
     -- a statement of its own, so that nothing can skip the verification
-    ok := secpolicy.verify_password(authenticate.password,
-                                    coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)));
-    IF NOT ok OR u.password_hash IS NULL OR authenticate.password = '' THEN
+    form := secpolicy.password_match(authenticate.password,
+                                     coalesce(u.password_hash, (SELECT d.hash FROM secpolicy.dummy_hash d)));
+    IF form IS NULL OR u.password_hash IS NULL OR authenticate.password = '' THEN
         status := secpolicy.register_failure(u.id);
         PERFORM secpolicy.record_attempt(u.id, authenticate.username, authenticate.client_addr,
                                          authenticate.user_agent, false,
@@ -288,6 +290,7 @@ BEGIN
     PERFORM secpolicy.guess_end('u:' || u.id);
     status := 'password_ok';
     user_id := u.id;
+    rehash := form = 'as_received';
 END
 $$;
 COMMENT ON FUNCTION secpolicy.authenticate(text, text, inet, text, text) IS
@@ -321,7 +324,7 @@ BEGIN
         RETURN ROW(st, NULL, NULL, NULL, NULL)::secpolicy.login_result;
     END IF;
 
-    IF secpolicy.password_needs_rehash(u.password_hash) THEN
+    IF a.rehash OR secpolicy.password_needs_rehash(u.password_hash) THEN
         PERFORM secpolicy.write_password(u.id, secpolicy.hash_password(login.password), 'rehash');
     END IF;
 
@@ -359,6 +362,26 @@ COMMENT ON FUNCTION secpolicy.login(text, text, inet, text) IS
 REVOKE ALL ON FUNCTION secpolicy.login(text, text, inet, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.login(text, text, inet, text) TO secpolicy_app;
 
+-- Internal: a second-factor code as typed, without spaces and hyphens and, in
+-- a UTF-8 database, in NFKC (digits and letters from a full-width keyboard or
+-- an input method are the ASCII ones).  Codes are at most 64 characters
+-- long: anything longer is returned without normalising it.
+CREATE FUNCTION secpolicy.compact_code(code text) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c text := regexp_replace(coalesce(compact_code.code, ''), '[[:space:]-]', '', 'g');
+BEGIN
+    IF length(c) <= 64 AND octet_length(c) > length(c) AND getdatabaseencoding() = 'UTF8' THEN
+        c := regexp_replace(normalize(c, NFKC), '[[:space:]-]', '', 'g');
+    END IF;
+    RETURN c;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.compact_code(text) IS
+    'Internal: a second-factor code without spaces and hyphens, in NFKC in a UTF-8 database.';
+REVOKE ALL ON FUNCTION secpolicy.compact_code(text) FROM PUBLIC;
+
 -- Internal: check a second-factor code (TOTP, or a recovery code) for a user
 -- whose account and credential rows the caller has locked.  Returns the
 -- method that matched ('totp', 'recovery_code') or the failure outcome
@@ -370,7 +393,7 @@ DECLARE
     c secpolicy.totp_credentials;
     pol secpolicy.policy;
     m record;
-    compact text := regexp_replace(coalesce(check_second_factor.code, ''), '[[:space:]-]', '', 'g');
+    compact text := secpolicy.compact_code(check_second_factor.code);
 BEGIN
     IF length(compact) > 64 THEN
         RETURN 'invalid_code';
@@ -639,7 +662,7 @@ BEGIN
     END IF;
     IF c.pending_secret IS NOT NULL THEN
         SELECT v.step INTO matched
-          FROM secpolicy.totp_verify_sealed(c.pending_secret, coalesce(totp_confirm.code, ''),
+          FROM secpolicy.totp_verify_sealed(c.pending_secret, secpolicy.compact_code(totp_confirm.code),
                                             now(), -1, pol.totp_window, c.pending_digits,
                                             c.pending_period, c.pending_algorithm) v;
     END IF;

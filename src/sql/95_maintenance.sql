@@ -33,10 +33,10 @@ REVOKE ALL ON FUNCTION secpolicy.pseudonymise_addr(inet) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.pseudonymise_addr(inet) TO secpolicy_admin, secpolicy_analyst;
 
 -- Drop the daily partitions that lie wholly before now - attempt_retention
--- (each drop is O(1)), delete such rows from the default partition and the
--- failure counters of unknown names last tried before then, and pseudonymise the rows that crossed pseudonymise_after since the last run.
+-- (each drop is O(1)), delete such rows from the default partition, forget
+-- failure counters below the limit last raised before then, and pseudonymise the rows that crossed pseudonymise_after since the last run.
 CREATE FUNCTION secpolicy.apply_retention(OUT dropped_partitions integer, OUT deleted_rows bigint,
-                                          OUT pseudonymised_rows bigint, OUT forgotten_names bigint)
+                                          OUT pseudonymised_rows bigint, OUT forgotten_counters bigint)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC'
 AS $$
@@ -50,7 +50,7 @@ BEGIN
     dropped_partitions := 0;
     deleted_rows := 0;
     pseudonymised_rows := 0;
-    forgotten_names := 0;
+    forgotten_counters := 0;
 
     IF pol.attempt_retention IS NOT NULL THEN
         cutoff := now() - pol.attempt_retention;
@@ -68,11 +68,18 @@ BEGIN
         END LOOP;
         WITH d AS (DELETE FROM secpolicy.login_attempts_default a WHERE a.attempted_at < cutoff RETURNING 1)
         SELECT count(*) INTO deleted_rows FROM d;
-        -- the failure counters of unknown names, typed by people (sometimes
-        -- a password in the wrong field) or sprayed by an attacker
+        -- Failure counters below the limit whose last failure is that old are
+        -- forgotten: those of unknown names (typed by people, sometimes a
+        -- password in the wrong field, or invented by a sprayer) and, by the
+        -- same rule, those of accounts, so that no answer tells the two
+        -- apart.  A name or an account at the limit stays there until a reset.
         WITH d AS (DELETE FROM secpolicy.unknown_user_failures f
-                    WHERE coalesce(f.last_failed_at, f.first_failed_at) < cutoff RETURNING 1)
-        SELECT count(*) INTO forgotten_names FROM d;
+                    WHERE f.failed_attempts < pol.max_failed_attempts
+                      AND coalesce(f.last_failed_at, f.first_failed_at) < cutoff RETURNING 1),
+             u AS (UPDATE secpolicy.users x SET failed_attempts = 0
+                    WHERE x.failed_attempts > 0 AND x.failed_attempts < pol.max_failed_attempts
+                      AND NOT x.reset_required AND x.last_failed_at < cutoff RETURNING 1)
+        SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u) INTO forgotten_counters;
     END IF;
 
     IF pol.pseudonymise_after IS NOT NULL THEN
@@ -93,7 +100,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION secpolicy.apply_retention() IS
-    'Drops attempt partitions and unknown-name failure counters older than attempt_retention, and pseudonymises attempts older than pseudonymise_after.';
+    'Drops attempt partitions and forgets failure counters below the limit older than attempt_retention; pseudonymises attempts older than pseudonymise_after.';
 REVOKE ALL ON FUNCTION secpolicy.apply_retention() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.apply_retention() TO secpolicy_admin;
 
