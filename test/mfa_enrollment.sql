@@ -14,7 +14,7 @@
 -- confirmed factor) and are kept at the end.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(107);
+SELECT plan(109);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
@@ -253,6 +253,7 @@ SELECT ok(u.reset_required AND u.failed_attempts = 5, 'the account needs a reset
 SELECT is(pg_temp.last_outcome('regress_enr_lock'), 'lockout/mfa', 'the fifth is logged as lockout');
 SELECT is(r.status, 'reset_required', 'then even the right code answers reset_required')
   FROM l5, e6, secpolicy.totp_confirm(l5.challenge_token, pg_temp.code(e6.secret)) r;
+SELECT is(pg_temp.last_outcome('regress_enr_lock'), 'locked/mfa', 'and that refusal is logged as locked');
 SELECT ok(c.confirmed_at IS NULL, 'and nothing is confirmed')
   FROM secpolicy.totp_credentials c WHERE c.user_id = pg_temp.uid('regress_enr_lock');
 
@@ -267,6 +268,8 @@ SELECT is(r.status, 'expired_challenge', 'disabled user: totp_confirm with the r
   FROM l6, e7, secpolicy.totp_confirm(l6.challenge_token, pg_temp.code(e7.secret)) r;
 SELECT ok(c.confirmed_at IS NULL, 'disabled user: nothing confirmed')
   FROM secpolicy.totp_credentials c WHERE c.user_id = pg_temp.uid('regress_enr_dis');
+SELECT is((SELECT outcome || '/' || stage FROM secpolicy.login_attempts ORDER BY id DESC LIMIT 1), 'expired_challenge/mfa',
+          'disabled user: the confirmation attempt is logged (disabling ended the challenge)');
 SELECT is(r.status || '/' || coalesce(r.challenge_token, 'no challenge'), 'disabled/no challenge',
           'disabled user: login answers disabled without a challenge')
   FROM secpolicy.login('regress_enr_dis', pg_temp.pw()) r;

@@ -14,7 +14,7 @@
 -- expire_password or change_password.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(114);
+SELECT plan(116);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
@@ -194,6 +194,11 @@ SELECT is(pg_temp.verify('', '123456'), 'expired_challenge', 'empty challenge: e
 SELECT is(pg_temp.verify('garbage', '123456'), 'expired_challenge', 'garbage challenge: expired_challenge');
 SELECT is(pg_temp.verify('spc_' || repeat('A', 43), '123456'), 'expired_challenge', 'well-formed unknown challenge: expired_challenge');
 SELECT is(pg_temp.verify(repeat('x', 1000000), '123456'), 'expired_challenge', '1 MB challenge: expired_challenge');
+SELECT FROM secpolicy.verify_mfa('spc_' || repeat('B', 43), '123456', '192.0.2.77');
+SELECT results_eq($$SELECT a.user_id, a.client_addr, a.outcome, a.stage
+                      FROM secpolicy.login_attempts a ORDER BY id DESC LIMIT 1$$,
+                  $$VALUES (NULL::bigint, '192.0.2.77'::inet, 'expired_challenge', 'mfa')$$,
+                  'an unknown challenge is logged as an attempt (no account, the client address, expired_challenge)');
 SELECT is(pg_temp.verify(pg_temp.get('regress_mfa_b.session'), pg_temp.code(pg_temp.secret('regress_mfa_b'), 1)),
           'expired_challenge', 'a session token is no challenge: expired_challenge');
 SELECT pg_temp.put('ch_g', pg_temp.challenge('regress_mfa_b')) IS NOT NULL AS ok \gset
@@ -252,6 +257,8 @@ SELECT pg_temp.put('ch_d', pg_temp.challenge('regress_mfa_dis')) IS NOT NULL AS 
 SELECT lives_ok($$SELECT secpolicy.disable_user('regress_mfa_dis', 'left')$$, 'disable the user with a challenge outstanding');
 SELECT is(pg_temp.verify(pg_temp.get('ch_d'), pg_temp.code(pg_temp.secret('regress_mfa_dis'), 1)), 'expired_challenge',
           'disabled user: a valid code on the outstanding challenge is expired_challenge');
+SELECT is((SELECT outcome || '/' || stage FROM secpolicy.login_attempts ORDER BY id DESC LIMIT 1), 'expired_challenge/mfa',
+          'disabled user: the attempt is logged (disabling ended the challenge)');
 SELECT is(count(*), 0::bigint, 'disabled user: no live session')
   FROM secpolicy.sessions s WHERE s.user_id = pg_temp.uid('regress_mfa_dis') AND s.ended_at IS NULL;
 SELECT is(status, 'disabled', 'disabled user: login answers disabled')

@@ -80,27 +80,28 @@ COMMENT ON FUNCTION secpolicy.lock_account(bigint) IS
 REVOKE ALL ON FUNCTION secpolicy.lock_account(bigint) FROM PUBLIC;
 
 -- Internal: may one more guess (password or code) be evaluated on this
--- locked account row?  Not at the limit, counted in the table or, when the
--- ledger is active, in shared memory (where rolled-back failures still
--- count: reaching the limit there locks the account now).
-CREATE FUNCTION secpolicy.may_guess(user_id bigint, failed integer) RETURNS boolean
+-- locked account row?  'ok' when it may; 'locked' when the table counts the
+-- limit already; 'lockout' when the ledger (active with shared_preload_libraries),
+-- where rolled-back failures still count, reaches it: the account is locked
+-- out now.  The answer is also the outcome to record.
+CREATE FUNCTION secpolicy.may_guess(user_id bigint, failed integer) RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
 BEGIN
     IF failed >= lim THEN
-        RETURN false;
+        RETURN 'locked';
     END IF;
     IF NOT secpolicy.guess_begin('u:' || user_id, lim, failed, 'account ' || user_id) THEN
         PERFORM secpolicy.lock_account(user_id);
-        RETURN false;
+        RETURN 'lockout';
     END IF;
-    RETURN true;
+    RETURN 'ok';
 END
 $$;
 COMMENT ON FUNCTION secpolicy.may_guess(bigint, integer) IS
-    'Internal: false when the account has reached the failure limit (in the table or in the ledger).';
+    'Internal: ok, or locked / lockout when the account is at the failure limit (in the table, or now in the ledger).';
 REVOKE ALL ON FUNCTION secpolicy.may_guess(bigint, integer) FROM PUBLIC;
 
 -- Internal: count a failed guess on an account whose row the caller has
@@ -250,6 +251,7 @@ AS $$
 DECLARE
     u secpolicy.users;
     form text;
+    refusal text;
 BEGIN
     -- the statement carries a password: keep it out of the log, whatever the answer
     PERFORM secpolicy.mark_statement();
@@ -269,10 +271,11 @@ BEGIN
         RETURN;
     END IF;
 
-    IF NOT secpolicy.may_guess(u.id, u.failed_attempts) THEN
+    refusal := secpolicy.may_guess(u.id, u.failed_attempts);
+    IF refusal <> 'ok' THEN
         status := 'reset_required';
         PERFORM secpolicy.record_attempt(u.id, authenticate.username, authenticate.client_addr,
-                                         authenticate.user_agent, false, 'locked', authenticate.stage);
+                                         authenticate.user_agent, false, refusal, authenticate.stage);
         RETURN;
     END IF;
 
@@ -501,24 +504,23 @@ DECLARE
     outcome text;
 BEGIN
     IF c.id IS NULL THEN
+        PERFORM secpolicy.record_attempt(NULL, NULL, verify_mfa.client_addr, NULL, false, 'expired_challenge', 'mfa');
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
     END IF;
     addr := coalesce(verify_mfa.client_addr, c.client_addr);
     SELECT * INTO u FROM secpolicy.users x WHERE x.id = c.user_id FOR UPDATE;
-    IF u.disabled_at IS NOT NULL THEN
+    -- disabled, or the password expired or was replaced by an admin, since
+    -- the challenge; else counted before it is evaluated (the ledger), so the
+    -- guess must come last
+    outcome := CASE WHEN u.disabled_at IS NOT NULL THEN 'disabled'
+                    WHEN NOT secpolicy.password_usable(u) THEN 'expired_challenge'
+                    WHEN u.reset_required THEN 'locked'
+                    ELSE secpolicy.may_guess(u.id, u.failed_attempts) END;
+    IF outcome <> 'ok' THEN
         UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
-        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
-    END IF;
-    -- the password expired, or was replaced by an admin, since the challenge
-    IF NOT secpolicy.password_usable(u) THEN
-        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
-        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
-    END IF;
-    -- counted before it is evaluated (the ledger), so the guess must come last
-    IF u.reset_required OR NOT secpolicy.may_guess(u.id, u.failed_attempts) THEN
-        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
-        PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false, 'locked', 'mfa');
-        RETURN ROW('reset_required', NULL, NULL)::secpolicy.mfa_result;
+        PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false, outcome, 'mfa');
+        RETURN ROW(CASE WHEN outcome IN ('locked', 'lockout') THEN 'reset_required' ELSE 'expired_challenge' END,
+                   NULL, NULL)::secpolicy.mfa_result;
     END IF;
 
     outcome := secpolicy.check_second_factor(u.id, verify_mfa.code);
@@ -634,13 +636,16 @@ DECLARE
     codes text[];
     session text;
     ch secpolicy.mfa_challenges;
+    refusal text;
 BEGIN
     IF o.user_id IS NULL THEN
+        PERFORM secpolicy.record_attempt(NULL, NULL, NULL, NULL, false, 'expired_challenge', 'mfa');
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
     SELECT * INTO pol FROM secpolicy.policy;
     SELECT * INTO u FROM secpolicy.users x WHERE x.id = o.user_id FOR UPDATE;
     IF u.disabled_at IS NOT NULL THEN
+        PERFORM secpolicy.record_attempt(u.id, u.username, NULL, NULL, false, 'disabled', 'mfa');
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
     IF o.challenge_id IS NOT NULL THEN
@@ -648,6 +653,8 @@ BEGIN
         -- a login challenge opens a session: not for a password that has expired since
         IF NOT secpolicy.password_usable(u) THEN
             UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = u.id AND x.id = ch.id;
+            PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false,
+                                             'expired_challenge', 'mfa');
             RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
         END IF;
     END IF;
@@ -655,9 +662,13 @@ BEGIN
     SELECT * INTO c FROM secpolicy.totp_credentials x WHERE x.user_id = u.id FOR UPDATE;
     -- a login challenge enrols a first factor only; replacing one takes a session
     IF ch.id IS NOT NULL AND c.confirmed_at IS NOT NULL THEN
+        PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false,
+                                         'expired_challenge', 'mfa');
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
-    IF u.reset_required OR NOT secpolicy.may_guess(u.id, u.failed_attempts) THEN
+    refusal := CASE WHEN u.reset_required THEN 'locked' ELSE secpolicy.may_guess(u.id, u.failed_attempts) END;
+    IF refusal <> 'ok' THEN
+        PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false, refusal, 'mfa');
         RETURN ROW('reset_required', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
     IF c.pending_secret IS NOT NULL THEN

@@ -20,7 +20,7 @@ source "$SP_ROOT/test/scenarios/lib.bash"
 
 db=scen_rollback_attack_$$
 PW='Corr3ct-Horse!Pass'
-plan 17
+plan 18
 
 setup_db
 is "$(q "SELECT secpolicy.ledger_active()")" f "without shared_preload_libraries the ledger is not active"
@@ -51,6 +51,8 @@ is "$(q "SELECT failed_attempts || ',' || reset_required FROM secpolicy.users WH
    "and the lockout is committed by the first statement that commits"
 is "$(q "SELECT count(*) FROM secpolicy.audit_log WHERE action = 'account_locked' AND username = 'bob'")" 1 \
    "the lockout is audited once"
+is "$(q "SELECT string_agg(outcome, ',' ORDER BY id) FROM secpolicy.login_attempts WHERE username = 'bob'")" lockout \
+   "the attempt that committed it is logged as lockout (the reports count it)"
 sleep 0.3
 ok "$(log_since "$off" | grep -q 'failed guess(es) on account .* were rolled back by the caller' && echo 1)" \
    "the server log says that guesses were rolled back"
