@@ -23,7 +23,8 @@ sp_install_packages() {
     local pkgs=(build-essential pkg-config ca-certificates procps
                 "postgresql-$PGVERSION" "postgresql-server-dev-$PGVERSION" "postgresql-contrib"
                 libsodium-dev liboath-dev oathtool argon2
-                "postgresql-$PGVERSION-pgtap" libtap-parser-sourcehandler-pgtap-perl perl)
+                "postgresql-$PGVERSION-pgtap" libtap-parser-sourcehandler-pgtap-perl perl
+                "postgresql-$PGVERSION-cron")
     local missing=() p
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -55,7 +55,14 @@ SELECT secpolicy.logout(:'session_token') AS logged_out;
 \echo '5. Next login: password, then a code.  Replaying the code she already used is refused:'
 SELECT challenge_token FROM secpolicy.login(:'alice', 'Violet-Harbour-77', '203.0.113.7', 'demo') \gset
 SELECT status FROM secpolicy.verify_mfa(:'challenge_token', :'code');
-\echo 'Her phone is flat: she uses a recovery code instead (single-use):'
+\echo 'Her app shows the next code (oathtool, 30 seconds ahead: within the drift window); it opens a session:'
+\set next_code `oathtool --totp -b -N '+30 seconds' :secret`
+SELECT status, session_token FROM secpolicy.verify_mfa(:'challenge_token', :'next_code') \gset
+\echo 'verify_mfa: ' :status
+SELECT status FROM secpolicy.session_touch(:'session_token');
+SELECT secpolicy.logout(:'session_token') AS logged_out;
+\echo 'Another day her phone is flat: she uses a recovery code instead (single-use):'
+SELECT challenge_token FROM secpolicy.login(:'alice', 'Violet-Harbour-77', '203.0.113.7', 'demo') \gset
 SELECT status, session_token FROM secpolicy.verify_mfa(:'challenge_token', :'first_recovery_code') \gset
 \echo 'verify_mfa: ' :status
 RESET ROLE;

@@ -40,7 +40,7 @@ TABLES=(policy password_blocklist users password_history audit_log login_attempt
 SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_seq sessions_id_seq
       recovery_codes_id_seq)
 
-plan 30
+plan 31
 
 setup_db "$src"
 
@@ -92,6 +92,17 @@ policy_src=$(qs "SELECT to_jsonb(p) FROM secpolicy.policy p")
 # --- dump and restore -------------------------------------------------------
 if pg_dump -Fc -d "$src" -f "$work/dump" 2>"$work/dump.err"; then pass "pg_dump -Fc"
 else fail "pg_dump -Fc" "$(cat "$work/dump.err")"; fi
+# nothing secret in the dump: not the sealing key (its hex, or base64 of its bytes),
+# not the TOTP secret, a recovery code, a session token or a password
+pg_restore -f "$work/dump.sql" "$work/dump"
+key_hex=$(tr -d ' \n' <"$SP_KEY_FILE" | tr 'A-F' 'a-f')
+key_b64=$(perl -e 'print pack("H*", $ARGV[0])' "$key_hex" | base64 -w0)
+leaks=()
+for needle in "$key_hex" "$key_b64" "$totp_secret" "$recovery" "${recovery//-/}" "${tok_alice#sps_}" "$P3" "$PC"; do
+    [ -n "$needle" ] || { leaks+=("(an empty needle)"); continue; }
+    grep -qiF -- "$needle" "$work/dump.sql" && leaks+=("${needle:0:6}...")
+done
+is "${#leaks[@]}" 0 "the dump holds no key, secret, recovery code, session token or password in clear (${leaks[*]:-none})"
 createdb "$dst"
 if pg_restore -d "$dst" "$work/dump" 2>"$work/restore.err" && [ ! -s "$work/restore.err" ]; then
     pass "pg_restore into a new database, without errors or warnings"
