@@ -145,9 +145,10 @@ sp_hash_password(const char *password, size_t len,
 	char	   *norm;
 
 	check_password_bytes(len);
-	norm = sp_password_nfkc(password, len, &nlen);
 
+	/* normalised after the (interruptible) wait for a slot: no error comes between the copy and its wipe */
 	slot = hash_slot_acquire();
+	norm = sp_password_nfkc(password, len, &nlen);
 	rc = crypto_pwhash_str_alg(out, norm ? norm : password, norm ? nlen : len,
 							   opslimit, memlimit, crypto_pwhash_ALG_ARGON2ID13);
 	hash_slot_release(slot);
@@ -245,9 +246,10 @@ sp_verify_password_form(const char *hash, size_t hashlen, const char *password, 
 	/* libsodium reads a full crypto_pwhash_STRBYTES buffer */
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, hash, hashlen);
-	norm = sp_password_nfkc(password, len, &nlen);
 
+	/* normalised after the (interruptible) wait for a slot: no error comes between the copy and its wipe */
 	slot = hash_slot_acquire();
+	norm = sp_password_nfkc(password, len, &nlen);
 	if (norm != NULL)
 	{
 		stat_verifications++;
