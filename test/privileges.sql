@@ -1,8 +1,9 @@
 -- pgTAP: security invariants 2 and 3.
 --   Through SET ROLE to members of secpolicy_app, secpolicy_analyst and
 --   secpolicy_admin: the app reads no hash, secret, session, reset token or
---   log and writes no table, yet can call the flows; the analyst can call no
---   flow and read no table; the admin reads no password hash or token digest
+--   log and writes no table, yet can call the flows; the analyst can call the
+--   four report functions and read the report views, nothing else (no
+--   flow, no table); the admin reads no password hash or token digest
 --   and writes no table directly.  PUBLIC has no EXECUTE on any function, no
 --   privilege on any relation and no USAGE on the schema; a role outside the
 --   groups can call nothing.  Every SECURITY DEFINER function pins
@@ -10,7 +11,7 @@
 --   temporary tables in the caller's search_path change no answer of the flows.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(83);
+SELECT plan(85);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -150,6 +151,18 @@ SELECT is((SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n
               AND (has_table_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
                    OR has_any_column_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE'))),
           NULL, 'analyst: no privilege on any table');
+
+SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
+            WHERE p.pronamespace = 'secpolicy'::regnamespace AND has_function_privilege('secpolicy_analyst', p.oid, 'EXECUTE')),
+          ARRAY['attack_patterns', 'compliance_report', 'failed_login_report', 'verify_audit_chain'],
+          'analyst: EXECUTE on the report functions only');
+SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
+            WHERE c.relnamespace = 'secpolicy'::regnamespace
+              AND (has_table_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                   OR has_any_column_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))),
+          ARRAY['access_review', 'account_status', 'compliance', 'credentials_due_rotation', 'failed_logins_by_source',
+                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due'],
+          'analyst: SELECT on the report views only');
 
 -- the admin role
 SELECT is(pg_temp.sqlstate_as('regress_pw_admin', 'SELECT password_hash FROM secpolicy.users'), '42501', 'admin: users.password_hash is unreadable');

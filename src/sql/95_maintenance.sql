@@ -30,7 +30,7 @@ $$;
 COMMENT ON FUNCTION secpolicy.pseudonymise_addr(inet) IS
     'An address cut to its /24 (IPv4) or /48 (IPv6) network.';
 REVOKE ALL ON FUNCTION secpolicy.pseudonymise_addr(inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.pseudonymise_addr(inet) TO secpolicy_admin, secpolicy_analyst;
+GRANT EXECUTE ON FUNCTION secpolicy.pseudonymise_addr(inet) TO secpolicy_admin;
 
 -- Drop the daily partitions that lie wholly before now - attempt_retention
 -- (each drop is O(1)), delete such rows from the default partition, forget

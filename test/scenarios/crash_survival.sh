@@ -27,13 +27,10 @@
 # The cluster is left running (other scenarios follow).
 # Environment (scripts/test): PGHOST/PGPORT/PGUSER, SP_TMP (data in
 # $SP_TMP/data, log in $SP_TMP/server.log), PGBIN, SP_SERVER_OPTS.
-SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../../scripts/common.sh
-source "$SP_ROOT/scripts/common.sh"
-set +e
 set -u -o pipefail
 # shellcheck source=lib.bash
-source "$SP_ROOT/test/scenarios/lib.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+restarts_cluster
 
 db=scen_crash_survival_$$
 PW='Corr3ct-Horse!Pass'

@@ -17,16 +17,9 @@
 # it restarts that cluster, so it must not run in parallel with others.
 set -u -o pipefail
 
-if [ -z "${SP_TMP:-}" ] || [ -z "${SP_SERVER_OPTS:-}" ] || [ -z "${SP_KEY_FILE:-}" ]; then
-    echo "1..0 # SKIP needs the cluster environment of scripts/test (SP_TMP, SP_SERVER_OPTS, SP_KEY_FILE)"
-    exit 0
-fi
-SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../../scripts/common.sh
-source "$SP_ROOT/scripts/common.sh"
-set +e
 # shellcheck source=lib.bash
-source "$SP_ROOT/test/scenarios/lib.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+restarts_cluster SP_KEY_FILE
 
 db=scen_key_rotation_$$
 changed=0

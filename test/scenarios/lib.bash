@@ -9,6 +9,8 @@
 # It sets no shell options (each scenario keeps its own `set` line) and
 # installs an EXIT trap that runs what was registered with at_exit.
 #
+# Cluster:  restarts_cluster [VAR...] (skip without scripts/test's cluster;
+#           loads scripts/common.sh for sp_cluster_restart).
 # TAP:      plan N; pass DESC; fail DESC [DIAG...]; is GOT EXPECTED DESC;
 #           ok 1|other DESC [DIAG...]; finish (exit status: all planned
 #           assertions ran and passed).
@@ -47,6 +49,24 @@ finish() {
     [ "$T" = "$PLAN" ] || echo "# ran $T assertions, planned $PLAN"
     if [ "$FAILS" = 0 ] && [ "$T" = "$PLAN" ]; then exit 0; fi
     exit 1
+}
+
+# ---- scenarios that restart the cluster of scripts/test ---------------------
+
+# restarts_cluster [VAR...]: skip the scenario (TAP "1..0 # SKIP") unless the
+# environment of scripts/test's cluster is set (SP_TMP, SP_SERVER_OPTS and the
+# named variables), then load scripts/common.sh (sp_cluster_restart,
+# sp_as_owner, SP_ROOT, PG_CONFIG) without its `set -e`.
+restarts_cluster() {
+    local v
+    for v in SP_TMP SP_SERVER_OPTS "$@"; do
+        [ -n "${!v:-}" ] && continue
+        echo "1..0 # SKIP needs the cluster environment of scripts/test ($v)"
+        exit 0
+    done
+    # shellcheck source=../../scripts/common.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/common.sh"
+    set +e
 }
 
 # ---- SQL and the scenario database ------------------------------------------

@@ -33,13 +33,10 @@
 # and debug_print_parse output.
 # Environment (scripts/test): PGHOST/PGPORT/PGUSER, SP_TMP, PGBIN,
 # SP_SERVER_OPTS; pgbench in $PGBIN.
-SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../../scripts/common.sh
-source "$SP_ROOT/scripts/common.sh"
-set +e
 set -u -o pipefail
 # shellcheck source=lib.bash
-source "$SP_ROOT/test/scenarios/lib.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+restarts_cluster
 
 db=scen_log_redaction_$$
 PGBENCH=$PGBIN/pgbench

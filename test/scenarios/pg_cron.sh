@@ -16,16 +16,9 @@
 # cluster, so it must not run in parallel with others.
 set -u -o pipefail
 
-if [ -z "${SP_TMP:-}" ] || [ -z "${SP_SERVER_OPTS:-}" ]; then
-    echo "1..0 # SKIP needs the cluster environment of scripts/test (SP_TMP, SP_SERVER_OPTS)"
-    exit 0
-fi
-SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../../scripts/common.sh
-source "$SP_ROOT/scripts/common.sh"
-set +e
 # shellcheck source=lib.bash
-source "$SP_ROOT/test/scenarios/lib.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+restarts_cluster
 
 db=scen_pg_cron_$$
 restarted=0

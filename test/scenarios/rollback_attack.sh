@@ -10,13 +10,10 @@
 # guesses were rolled back.  Without preloading, ledger_active() is false
 # (the documented limitation).  The cluster is restarted with the library
 # preloaded and restored at the end.
-SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../../scripts/common.sh
-source "$SP_ROOT/scripts/common.sh"
-set +e
 set -u -o pipefail
 # shellcheck source=lib.bash
-source "$SP_ROOT/test/scenarios/lib.bash"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+restarts_cluster
 
 db=scen_rollback_attack_$$
 PW='Corr3ct-Horse!Pass'
