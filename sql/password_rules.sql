@@ -45,9 +45,10 @@ SELECT secpolicy.password_violations(NULL) IS NULL AS null_password_gives_null;
 SELECT secpolicy.password_violations('MyAcmeCorp-2024x') AS before_blocking;
 INSERT INTO secpolicy.password_blocklist (word) VALUES ('acmecorp');
 SELECT secpolicy.password_violations('MyAcmeCorp-2024x') AS after_blocking;
-\set VERBOSITY terse
+-- words are stored lower-cased (and in NFKC): a capitalised one still blocks
 INSERT INTO secpolicy.password_blocklist (word) VALUES ('Widget');
-\set VERBOSITY default
+SELECT word FROM secpolicy.password_blocklist ORDER BY word;
+SELECT secpolicy.password_violations('Blue-Widget-2024x') AS widget_blocked;
 DELETE FROM secpolicy.password_blocklist;
 
 -- toggles

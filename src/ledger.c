@@ -42,7 +42,6 @@ PG_FUNCTION_INFO_V1(secpolicy_guess_clear);
 PG_FUNCTION_INFO_V1(secpolicy_ledger_active);
 
 #define PROBE_WINDOW	16
-#define MAX_PENDING		64
 
 typedef struct LedgerEntry
 {
@@ -66,9 +65,13 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* Keys whose count this transaction clears when it commits. */
-static uint64 pending_clear[MAX_PENDING];
+/*
+ * Keys whose count this transaction clears when it commits (in
+ * TopTransactionContext: a retention run may clear many).
+ */
+static uint64 *pending_clear = NULL;
 static int	npending = 0;
+static int	maxpending = 0;
 
 /* Bytes of shared memory the ledger needs. */
 static Size
@@ -241,13 +244,19 @@ secpolicy_guess_end(PG_FUNCTION_ARGS)
 Datum
 secpolicy_guess_clear(PG_FUNCTION_ARGS)
 {
+	uint64		h;
+
 	if (ledger == NULL)
 		PG_RETURN_VOID();
-	if (npending >= MAX_PENDING)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many guess counts cleared in one transaction")));
-	pending_clear[npending++] = ledger_hash(PG_GETARG_TEXT_PP(0));
+	h = ledger_hash(PG_GETARG_TEXT_PP(0));
+	if (npending == maxpending)
+	{
+		maxpending = maxpending == 0 ? 64 : maxpending * 2;
+		pending_clear = pending_clear == NULL
+			? MemoryContextAlloc(TopTransactionContext, maxpending * sizeof(uint64))
+			: repalloc(pending_clear, maxpending * sizeof(uint64));
+	}
+	pending_clear[npending++] = h;
 	PG_RETURN_VOID();
 }
 
@@ -278,5 +287,10 @@ ledger_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
+	{
+		/* the array goes with TopTransactionContext */
+		pending_clear = NULL;
 		npending = 0;
+		maxpending = 0;
+	}
 }

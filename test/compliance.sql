@@ -170,9 +170,14 @@ SELECT c.setting FROM secpolicy.compliance_report() c WHERE c.statement LIKE 'On
 CREATE ROLE regress_cmp_clerk IN ROLE secpolicy_app;
 CREATE TEMP TABLE lp AS
 SELECT c.setting, c.setting_ok, c.in_scope, c.compliant,
-       (SELECT count(*) FROM pg_class k WHERE k.relnamespace = 'secpolicy'::regnamespace
+       -- the extension's members, from pg_depend (the report reads the schema)
+       (SELECT count(*) FROM pg_depend d JOIN pg_class k ON k.oid = d.objid
+         WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND d.refclassid = 'pg_extension'::regclass
+           AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'secpolicy')
            AND k.relkind IN ('r', 'p', 'v', 'm', 'S') AND NOT k.relispartition)
-         + (SELECT count(*) FROM pg_proc f WHERE f.pronamespace = 'secpolicy'::regnamespace) AS objects
+         + (SELECT count(*) FROM pg_depend d
+             WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e' AND d.refclassid = 'pg_extension'::regclass
+               AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'secpolicy')) AS objects
   FROM secpolicy.compliance_report() c WHERE c.statement LIKE 'Only staff who need access%';
 SELECT results_eq('SELECT setting_ok, in_scope = objects, compliant = objects FROM lp', $$VALUES (true, true, true)$$,
                   'least privilege: every table, view, sequence and function in scope, none granted to PUBLIC');

@@ -14,7 +14,7 @@
 -- confirmed factor) and are kept at the end.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(109);
+SELECT plan(111);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
@@ -270,6 +270,13 @@ SELECT ok(c.confirmed_at IS NULL, 'disabled user: nothing confirmed')
   FROM secpolicy.totp_credentials c WHERE c.user_id = pg_temp.uid('regress_enr_dis');
 SELECT is((SELECT outcome || '/' || stage FROM secpolicy.login_attempts ORDER BY id DESC LIMIT 1), 'expired_challenge/mfa',
           'disabled user: the confirmation attempt is logged (disabling ended the challenge)');
+SELECT secpolicy.create_user('regress_enr_dis2', pg_temp.pw()) IS NOT NULL AS created \gset
+CREATE TEMP TABLE l6b AS SELECT * FROM secpolicy.login('regress_enr_dis2', pg_temp.pw());
+CREATE TEMP TABLE e7b AS SELECT r.* FROM l6b, secpolicy.totp_enroll(l6b.challenge_token) r;
+UPDATE secpolicy.users SET disabled_at = now() WHERE username = 'regress_enr_dis2';
+SELECT is(r.status, 'expired_challenge', 'an account disabled behind the flows'' back: totp_confirm answers expired_challenge')
+  FROM l6b, e7b, secpolicy.totp_confirm(l6b.challenge_token, pg_temp.code(e7b.secret)) r;
+SELECT is(pg_temp.last_outcome('regress_enr_dis2'), 'disabled/mfa', 'logged as disabled');
 SELECT is(r.status || '/' || coalesce(r.challenge_token, 'no challenge'), 'disabled/no challenge',
           'disabled user: login answers disabled without a challenge')
   FROM secpolicy.login('regress_enr_dis', pg_temp.pw()) r;

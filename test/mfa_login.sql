@@ -14,7 +14,7 @@
 -- expire_password or change_password.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(116);
+SELECT plan(119);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
@@ -259,6 +259,13 @@ SELECT is(pg_temp.verify(pg_temp.get('ch_d'), pg_temp.code(pg_temp.secret('regre
           'disabled user: a valid code on the outstanding challenge is expired_challenge');
 SELECT is((SELECT outcome || '/' || stage FROM secpolicy.login_attempts ORDER BY id DESC LIMIT 1), 'expired_challenge/mfa',
           'disabled user: the attempt is logged (disabling ended the challenge)');
+-- disabled without disable_user (a direct write by the table's owner): the challenge still exists
+SELECT ok(pg_temp.enrol('regress_mfa_dis2') IS NOT NULL, 'setup: regress_mfa_dis2 enrolled');
+SELECT pg_temp.put('ch_d2', pg_temp.challenge('regress_mfa_dis2')) IS NOT NULL AS ok \gset
+UPDATE secpolicy.users SET disabled_at = now() WHERE username = 'regress_mfa_dis2';
+SELECT is(pg_temp.verify(pg_temp.get('ch_d2'), pg_temp.code(pg_temp.secret('regress_mfa_dis2'), 1)), 'expired_challenge',
+          'an account disabled behind the flows'' back: expired_challenge');
+SELECT is(pg_temp.last_outcome('regress_mfa_dis2'), 'disabled/mfa', 'logged as disabled');
 SELECT is(count(*), 0::bigint, 'disabled user: no live session')
   FROM secpolicy.sessions s WHERE s.user_id = pg_temp.uid('regress_mfa_dis') AND s.ended_at IS NULL;
 SELECT is(status, 'disabled', 'disabled user: login answers disabled')

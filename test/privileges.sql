@@ -122,7 +122,7 @@ SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
               'secpolicy.create_user(text,text,boolean)', 'secpolicy.disable_user(text,text)', 'secpolicy.admin_set_password(text,text,text)',
               'secpolicy.import_password_hash(text,text,text)', 'secpolicy.hash_stats()',
               'secpolicy.guess_begin(text,integer,integer,text)', 'secpolicy.guess_end(text)', 'secpolicy.guess_clear(text)',
-              'secpolicy.may_guess(bigint,integer)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)']) f
+              'secpolicy.may_guess(bigint,integer,boolean)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)']) f
             WHERE has_function_privilege('secpolicy_app', f::regprocedure, 'EXECUTE')),
           NULL, 'app: no EXECUTE on internal or admin functions');
 

@@ -13,7 +13,7 @@
 -- and what secpolicy_analyst can and cannot do.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(92);
+SELECT plan(93);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -82,7 +82,9 @@ INSERT INTO raw VALUES
     (now() - interval '10 days', NULL, 'GHOST', '192.0.2.9', false, 'unknown_user'),
     (now() - interval '5 days', NULL, 'Mallory.X', '192.0.2.9', false, 'unknown_user'),
     (now() - interval '1 hour', NULL, 'Zed', NULL, false, 'unknown_user'),
-    (now() - interval '5 hours', pg_temp.uid('regress_rep_bob'), 'regress_rep_bob', '192.0.2.5', false, 'locked');
+    (now() - interval '5 hours', pg_temp.uid('regress_rep_bob'), 'regress_rep_bob', '192.0.2.5', false, 'locked'),
+    -- a second factor with a void challenge: no account, no username
+    (now() - interval '20 minutes', NULL, NULL, '192.0.2.77', false, 'expired_challenge');
 -- spraying candidates: 10 usernames in the window; 9 in it and 1 two hours
 -- earlier; 15 failures on only 3 usernames
 INSERT INTO raw SELECT now() - interval '10 minutes', NULL, 'spray_' || i, '10.1.0.1', false, 'unknown_user' FROM generate_series(1, 10) i;
@@ -175,8 +177,9 @@ SELECT set_eq(
                 count(*) FILTER (WHERE at >= now() - interval '7 days') AS c7, count(*) AS c30
         FROM (SELECT coalesce(user_id::text, lower(username)) AS k, at FROM raw
                WHERE NOT success AND now() - at <= interval '30 days') r
+       WHERE k IS NOT NULL
        GROUP BY k$$,
-    'failed_logins_by_user matches the counts from the raw rows');
+    'failed_logins_by_user matches the counts from the raw rows (a failure without account or username has no row)');
 
 -- ---------------------------------------------------------------- failed_logins_by_source
 SELECT results_eq(
@@ -198,6 +201,11 @@ SELECT results_eq(
     '192.0.2.1: the success is not counted; REGRESS_REP_ANN and regress_rep_ann are one username');
 SELECT is((SELECT failures_30d FROM secpolicy.failed_logins_by_source WHERE client_addr = '192.0.2.3'), 1::bigint,
           'a failure older than 30 days is not counted');
+SELECT results_eq(
+    $$SELECT failures_24h, failures_30d, distinct_usernames_24h, distinct_usernames_30d, distinct_accounts_30d, spraying
+        FROM secpolicy.failed_logins_by_source WHERE client_addr = '192.0.2.77'$$,
+    $$VALUES (1::bigint, 1::bigint, 0::bigint, 0::bigint, 0::bigint, false)$$,
+    'a failure without a username counts as a failure, not as a username tried');
 SELECT results_eq(
     $$SELECT client_addr, spraying FROM secpolicy.failed_logins_by_source WHERE client_addr << '10.1.0.0/24' ORDER BY 1$$,
     $$VALUES ('10.1.0.1'::inet, true), ('10.1.0.2', false), ('10.1.0.3', false)$$,

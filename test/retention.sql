@@ -8,8 +8,8 @@
 -- attempt_retention (and deletes old rows of the default partition) and
 -- pseudonymises the rows older than pseudonymise_after to their /24 or /48
 -- network without user agent, once; forgets failure counters below the limit
--- (unknown names and accounts alike) last raised before attempt_retention,
--- keeping those at the limit; and maintain()'s JSON summary.
+-- (unknown names and accounts alike) last raised before attempt_retention and
+-- at least 90 days ago, keeping those at the limit; and maintain()'s JSON summary.
 -- Pre-existing daily partitions are dropped first (inside the transaction),
 -- so the counts are exact.
 BEGIN;
@@ -131,25 +131,30 @@ SELECT ok(strpos(pg_temp.plan_of('SELECT * FROM secpolicy.failed_logins_by_sourc
           'but does read the partition of 29 days ago');
 
 -- ---------------------------------------------------------------- apply_retention
+-- failure counters: forgotten below the limit after attempt_retention, but
+-- never before 90 days (here retention is 10 days)
 INSERT INTO secpolicy.unknown_user_failures (username_key, failed_attempts, first_failed_at, last_failed_at)
-VALUES ('r_gone', 4, now() - interval '30 days', now() - interval '11 days'),
-       ('r_gone_null', 0, now() - interval '11 days', NULL),
-       ('r_locked', 5, now() - interval '30 days', now() - interval '29 days'),
+VALUES ('r_gone', 4, now() - interval '120 days', now() - interval '91 days'),
+       ('r_gone_null', 0, now() - interval '91 days', NULL),
+       ('r_locked', 5, now() - interval '120 days', now() - interval '100 days'),
+       ('r_floor', 2, now() - interval '60 days', now() - interval '30 days'),
        ('r_kept', 2, now() - interval '30 days', now() - interval '9 days');
-SELECT FROM unnest(ARRAY['r_acc_old', 'r_acc_new', 'r_acc_locked']) n, secpolicy.create_user(n, 'Vb8#kT2q!Lm4zR');
-UPDATE secpolicy.users SET failed_attempts = 4, last_failed_at = now() - interval '11 days' WHERE username = 'r_acc_old';
-UPDATE secpolicy.users SET failed_attempts = 4, last_failed_at = now() - interval '9 days' WHERE username = 'r_acc_new';
-UPDATE secpolicy.users SET failed_attempts = 5, reset_required = true, last_failed_at = now() - interval '29 days'
+SELECT FROM unnest(ARRAY['r_acc_old', 'r_acc_floor', 'r_acc_forced', 'r_acc_locked']) n, secpolicy.create_user(n, 'Vb8#kT2q!Lm4zR');
+UPDATE secpolicy.users SET failed_attempts = 4, last_failed_at = now() - interval '91 days' WHERE username = 'r_acc_old';
+UPDATE secpolicy.users SET failed_attempts = 4, last_failed_at = now() - interval '30 days' WHERE username = 'r_acc_floor';
+UPDATE secpolicy.users SET failed_attempts = 2, reset_required = true, last_failed_at = now() - interval '91 days'
+ WHERE username = 'r_acc_forced';
+UPDATE secpolicy.users SET failed_attempts = 5, reset_required = true, last_failed_at = now() - interval '100 days'
  WHERE username = 'r_acc_locked';
 SELECT results_eq('SELECT dropped_partitions, deleted_rows, pseudonymised_rows, forgotten_counters FROM secpolicy.apply_retention()',
-                  $$VALUES (30, 1::bigint, 5::bigint, 3::bigint)$$,
-                  'apply_retention drops 30 partitions, deletes 1 old default row, pseudonymises 5 rows, forgets 3 failure counters');
+                  $$VALUES (30, 1::bigint, 5::bigint, 4::bigint)$$,
+                  'apply_retention drops 30 partitions, deletes 1 old default row, pseudonymises 5 rows, forgets 4 failure counters');
 SELECT results_eq('SELECT username_key, failed_attempts FROM secpolicy.unknown_user_failures WHERE username_key LIKE ''r\_%'' ORDER BY 1',
-                  $$VALUES ('r_kept', 2), ('r_locked', 5)$$,
-                  'unknown names below the limit last tried before attempt_retention are forgotten; a recent one and one at the limit stay');
+                  $$VALUES ('r_floor', 2), ('r_kept', 2), ('r_locked', 5)$$,
+                  'unknown names below the limit last tried over 90 days ago are forgotten; younger ones and one at the limit stay');
 SELECT results_eq($$SELECT username, failed_attempts, reset_required FROM secpolicy.users WHERE username LIKE 'r\_acc\_%' ORDER BY 1$$,
-                  $$VALUES ('r_acc_locked', 5, true), ('r_acc_new', 4, false), ('r_acc_old', 0, false)$$,
-                  'the same rule for accounts: an old count below the limit is cleared, a recent one and a lockout stay');
+                  $$VALUES ('r_acc_floor', 4, false), ('r_acc_forced', 0, true), ('r_acc_locked', 5, true), ('r_acc_old', 0, false)$$,
+                  'the same rule for accounts (a forced reset stays required, its old count goes); a lockout stays');
 SELECT ok(NOT pg_temp.has_part(pg_temp.today() - 11) AND NOT pg_temp.has_part(pg_temp.today() - 40),
           'partitions wholly older than attempt_retention are gone');
 SELECT is(to_regclass('secpolicy.' || pg_temp.pname(pg_temp.today() - 11)), NULL, 'dropped, not just detached');

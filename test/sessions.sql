@@ -13,7 +13,7 @@
 -- require_mfa = false a correct login opens a session directly.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(144);
+SELECT plan(146);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -117,6 +117,9 @@ SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a4');
 UPDATE secpolicy.sessions SET last_seen_at = now() - interval '3 minutes' WHERE id = (pg_temp.srow('a4')).id;
 SELECT is(pg_temp.touch('a4'), 'expired', 'a shorter session_idle_timeout in the policy applies');
 UPDATE secpolicy.policy SET session_idle_timeout = '15 minutes';
+-- as if that change had committed (the check of a longer timeout runs at commit)
+SET CONSTRAINTS secpolicy.policy_sessions IMMEDIATE;
+SET CONSTRAINTS secpolicy.policy_sessions DEFERRED;
 
 -- a longer timeout or lifetime does not revive sessions that expired under the old one
 SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a5');
@@ -125,7 +128,14 @@ SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a7');
 UPDATE secpolicy.sessions SET last_seen_at = now() - interval '20 minutes' WHERE id = (pg_temp.srow('a5')).id;
 UPDATE secpolicy.sessions SET last_seen_at = now() - interval '10 minutes' WHERE id = (pg_temp.srow('a6')).id;
 UPDATE secpolicy.sessions SET created_at = now() - interval '13 hours' WHERE id = (pg_temp.srow('a7')).id;
+SELECT FROM pg_temp.login('regress_sess_ann', 'Vb8#kT2q!Lm4zR', 'a8');
 UPDATE secpolicy.policy SET session_idle_timeout = '30 minutes', session_max_lifetime = '24 hours';
+-- the check runs when the change commits: a session that passes its old
+-- deadline while the changing transaction is still open is ended too
+UPDATE secpolicy.sessions SET last_seen_at = now() - interval '16 minutes' WHERE id = (pg_temp.srow('a8')).id;
+SELECT is((pg_temp.srow('a5')).id IS NOT NULL AND (pg_temp.srow('a5')).ended_at IS NULL, true,
+          'before the change commits nothing is ended (the trigger is deferred)');
+SET CONSTRAINTS secpolicy.policy_sessions IMMEDIATE;  -- what COMMIT does
 SELECT results_eq($$SELECT pg_temp.touch('a5'), (pg_temp.srow('a5')).end_reason,
                            (pg_temp.srow('a5')).ended_at = (pg_temp.srow('a5')).last_seen_at + interval '15 minutes'$$,
                   $$VALUES ('expired', 'idle', true)$$,
@@ -133,6 +143,9 @@ SELECT results_eq($$SELECT pg_temp.touch('a5'), (pg_temp.srow('a5')).end_reason,
 SELECT is(pg_temp.touch('a6'), 'active', 'a session idle for 10 minutes is still active');
 SELECT results_eq($$SELECT pg_temp.touch('a7'), (pg_temp.srow('a7')).end_reason$$, $$VALUES ('expired', 'lifetime')$$,
                   'a 13-hour-old session stays expired when the lifetime is raised to 24 hours');
+SELECT results_eq($$SELECT pg_temp.touch('a8'), (pg_temp.srow('a8')).end_reason$$, $$VALUES ('expired', 'idle')$$,
+                  'a session that became idle for 16 minutes while the change was open is ended at commit');
+SET CONSTRAINTS secpolicy.policy_sessions DEFERRED;
 UPDATE secpolicy.policy SET session_idle_timeout = '15 minutes', session_max_lifetime = '12 hours';
 
 -- ---------------------------------------------------------------- revocations

@@ -73,11 +73,11 @@ CREATE TABLE secpolicy.password_blocklist (
     added_by text NOT NULL DEFAULT SESSION_USER
 );
 COMMENT ON TABLE secpolicy.password_blocklist IS
-    'Organisation-specific blocked words (lower case, 3+ characters), matched anywhere in a password.';
+    'Organisation-specific blocked words (stored lower-cased, 3+ characters), matched anywhere in a password.';
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.password_blocklist', '');
 
--- Passwords are judged in NFKC (normalize.c), so words are stored in NFKC too:
--- a word typed decomposed or full-width still matches.
+-- Passwords are judged lower-cased and in NFKC (normalize.c), so words are
+-- stored so too: a word typed capitalised, decomposed or full-width matches.
 CREATE FUNCTION secpolicy.blocklist_nfkc() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -85,11 +85,12 @@ BEGIN
     IF getdatabaseencoding() = 'UTF8' THEN
         NEW.word := normalize(NEW.word, NFKC);
     END IF;
+    NEW.word := lower(NEW.word);
     RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.blocklist_nfkc() IS
-    'Trigger: stores organisation blocklist words in NFKC (in a UTF-8 database).';
+    'Trigger: stores organisation blocklist words lower-cased and in NFKC (in a UTF-8 database).';
 REVOKE ALL ON FUNCTION secpolicy.blocklist_nfkc() FROM PUBLIC;
 CREATE TRIGGER password_blocklist_nfkc BEFORE INSERT OR UPDATE OF word ON secpolicy.password_blocklist
     FOR EACH ROW EXECUTE FUNCTION secpolicy.blocklist_nfkc();

@@ -227,8 +227,9 @@ GRANT EXECUTE ON FUNCTION secpolicy.end_other_sessions(text) TO secpolicy_app;
 -- ended (with the time they really expired), and delete ended sessions older
 -- than keep_ended.  Safe to run at any time; schedule it with maintain().
 -- Internal: end the open sessions that are past the given idle timeout or
--- lifetime, with the time and reason they ended at; returns how many.
-CREATE FUNCTION secpolicy.end_expired_sessions(idle_timeout interval, max_lifetime interval) RETURNS integer
+-- lifetime at time `at`, with the time and reason they ended at; returns how many.
+CREATE FUNCTION secpolicy.end_expired_sessions(idle_timeout interval, max_lifetime interval,
+                                               at timestamptz DEFAULT pg_catalog.now()) RETURNS integer
     LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     WITH e AS (
@@ -237,13 +238,13 @@ AS $$
                end_reason = CASE WHEN s.created_at + max_lifetime <= s.last_seen_at + idle_timeout
                                  THEN 'lifetime' ELSE 'idle' END
          WHERE s.ended_at IS NULL
-           AND (s.last_seen_at < now() - idle_timeout OR s.created_at < now() - max_lifetime)
+           AND (s.last_seen_at < at - idle_timeout OR s.created_at < at - max_lifetime)
         RETURNING 1)
     SELECT count(*)::integer FROM e;
 $$;
-COMMENT ON FUNCTION secpolicy.end_expired_sessions(interval, interval) IS
-    'Internal: ends the open sessions past this idle timeout or lifetime (reason idle or lifetime).';
-REVOKE ALL ON FUNCTION secpolicy.end_expired_sessions(interval, interval) FROM PUBLIC;
+COMMENT ON FUNCTION secpolicy.end_expired_sessions(interval, interval, timestamptz) IS
+    'Internal: ends the open sessions past this idle timeout or lifetime at a time (reason idle or lifetime).';
+REVOKE ALL ON FUNCTION secpolicy.end_expired_sessions(interval, interval, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.expire_sessions(keep_ended interval DEFAULT '30 days',
                                           OUT expired integer, OUT deleted integer)
@@ -264,19 +265,23 @@ GRANT EXECUTE ON FUNCTION secpolicy.expire_sessions(interval) TO secpolicy_admin
 
 -- Expiry is written lazily (by session_touch or expire_sessions), so a
 -- longer idle timeout or lifetime would otherwise revive sessions that had
--- already expired: end those under the old settings first.
+-- already expired: end those under the old settings first, at commit (a
+-- deferred trigger) and by the clock, so that sessions expiring while the
+-- changing transaction is open are ended too.
 CREATE FUNCTION secpolicy.policy_sessions() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM secpolicy.end_expired_sessions(OLD.session_idle_timeout, OLD.session_max_lifetime);
+    PERFORM secpolicy.end_expired_sessions(OLD.session_idle_timeout, OLD.session_max_lifetime,
+                                           clock_timestamp());
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.policy_sessions() IS
     'Trigger: before a longer idle timeout or lifetime takes effect, ends the sessions expired under the old one.';
 REVOKE ALL ON FUNCTION secpolicy.policy_sessions() FROM PUBLIC;
-CREATE TRIGGER policy_sessions AFTER UPDATE OF session_idle_timeout, session_max_lifetime ON secpolicy.policy
+CREATE CONSTRAINT TRIGGER policy_sessions AFTER UPDATE OF session_idle_timeout, session_max_lifetime
+    ON secpolicy.policy DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW
     WHEN (NEW.session_idle_timeout > OLD.session_idle_timeout OR NEW.session_max_lifetime > OLD.session_max_lifetime)
     EXECUTE FUNCTION secpolicy.policy_sessions();

@@ -81,16 +81,18 @@ REVOKE ALL ON FUNCTION secpolicy.lock_account(bigint) FROM PUBLIC;
 
 -- Internal: may one more guess (password or code) be evaluated on this
 -- locked account row?  'ok' when it may; 'locked' when the table counts the
--- limit already; 'lockout' when the ledger (active with shared_preload_libraries),
+-- limit already (or the account needs a reset anyway, for the second-factor
+-- flows); 'lockout' when the ledger (active with shared_preload_libraries),
 -- where rolled-back failures still count, reaches it: the account is locked
 -- out now.  The answer is also the outcome to record.
-CREATE FUNCTION secpolicy.may_guess(user_id bigint, failed integer) RETURNS text
+CREATE FUNCTION secpolicy.may_guess(user_id bigint, failed integer, reset_required boolean DEFAULT false)
+    RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
 BEGIN
-    IF failed >= lim THEN
+    IF user_id IS NULL OR failed IS NULL OR failed >= lim OR coalesce(reset_required, true) THEN
         RETURN 'locked';
     END IF;
     IF NOT secpolicy.guess_begin('u:' || user_id, lim, failed, 'account ' || user_id) THEN
@@ -100,9 +102,9 @@ BEGIN
     RETURN 'ok';
 END
 $$;
-COMMENT ON FUNCTION secpolicy.may_guess(bigint, integer) IS
+COMMENT ON FUNCTION secpolicy.may_guess(bigint, integer, boolean) IS
     'Internal: ok, or locked / lockout when the account is at the failure limit (in the table, or now in the ledger).';
-REVOKE ALL ON FUNCTION secpolicy.may_guess(bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION secpolicy.may_guess(bigint, integer, boolean) FROM PUBLIC;
 
 -- Internal: count a failed guess on an account whose row the caller has
 -- locked.  At the limit the account is locked out.  Returns the status to
@@ -365,20 +367,20 @@ COMMENT ON FUNCTION secpolicy.login(text, text, inet, text) IS
 REVOKE ALL ON FUNCTION secpolicy.login(text, text, inet, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.login(text, text, inet, text) TO secpolicy_app;
 
--- Internal: a second-factor code as typed, without spaces and hyphens and, in
--- a UTF-8 database, in NFKC (digits and letters from a full-width keyboard or
--- an input method are the ASCII ones).  Codes are at most 64 characters
--- long: anything longer is returned without normalising it.
+-- Internal: a second-factor code as typed, in NFKC in a UTF-8 database
+-- (digits and letters from a full-width keyboard or an input method are the
+-- ASCII ones), without spaces and hyphens.  Codes are short: input of more
+-- than 256 bytes is not normalised.
 CREATE FUNCTION secpolicy.compact_code(code text) RETURNS text
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    c text := regexp_replace(coalesce(compact_code.code, ''), '[[:space:]-]', '', 'g');
+    c text := coalesce(compact_code.code, '');
 BEGIN
-    IF length(c) <= 64 AND octet_length(c) > length(c) AND getdatabaseencoding() = 'UTF8' THEN
-        c := regexp_replace(normalize(c, NFKC), '[[:space:]-]', '', 'g');
+    IF octet_length(c) <= 256 AND octet_length(c) > length(c) AND getdatabaseencoding() = 'UTF8' THEN
+        c := normalize(c, NFKC);
     END IF;
-    RETURN c;
+    RETURN regexp_replace(c, '[[:space:]-]', '', 'g');
 END
 $$;
 COMMENT ON FUNCTION secpolicy.compact_code(text) IS
@@ -514,8 +516,7 @@ BEGIN
     -- guess must come last
     outcome := CASE WHEN u.disabled_at IS NOT NULL THEN 'disabled'
                     WHEN NOT secpolicy.password_usable(u) THEN 'expired_challenge'
-                    WHEN u.reset_required THEN 'locked'
-                    ELSE secpolicy.may_guess(u.id, u.failed_attempts) END;
+                    ELSE secpolicy.may_guess(u.id, u.failed_attempts, u.reset_required) END;
     IF outcome <> 'ok' THEN
         UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
         PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false, outcome, 'mfa');
@@ -638,38 +639,26 @@ DECLARE
     ch secpolicy.mfa_challenges;
     refusal text;
 BEGIN
-    IF o.user_id IS NULL THEN
-        PERFORM secpolicy.record_attempt(NULL, NULL, NULL, NULL, false, 'expired_challenge', 'mfa');
-        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
-    END IF;
-    SELECT * INTO pol FROM secpolicy.policy;
-    SELECT * INTO u FROM secpolicy.users x WHERE x.id = o.user_id FOR UPDATE;
-    IF u.disabled_at IS NOT NULL THEN
-        PERFORM secpolicy.record_attempt(u.id, u.username, NULL, NULL, false, 'disabled', 'mfa');
-        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
-    END IF;
-    IF o.challenge_id IS NOT NULL THEN
+    IF o.user_id IS NOT NULL THEN
+        SELECT * INTO pol FROM secpolicy.policy;
+        SELECT * INTO u FROM secpolicy.users x WHERE x.id = o.user_id FOR UPDATE;
         SELECT * INTO ch FROM secpolicy.mfa_challenges x WHERE x.user_id = u.id AND x.id = o.challenge_id;
-        -- a login challenge opens a session: not for a password that has expired since
-        IF NOT secpolicy.password_usable(u) THEN
-            UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = u.id AND x.id = ch.id;
-            PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false,
-                                             'expired_challenge', 'mfa');
-            RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
-        END IF;
+        SELECT * INTO c FROM secpolicy.totp_credentials x WHERE x.user_id = u.id FOR UPDATE;
     END IF;
-
-    SELECT * INTO c FROM secpolicy.totp_credentials x WHERE x.user_id = u.id FOR UPDATE;
-    -- a login challenge enrols a first factor only; replacing one takes a session
-    IF ch.id IS NOT NULL AND c.confirmed_at IS NOT NULL THEN
-        PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false,
-                                         'expired_challenge', 'mfa');
-        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
-    END IF;
-    refusal := CASE WHEN u.reset_required THEN 'locked' ELSE secpolicy.may_guess(u.id, u.failed_attempts) END;
+    -- refused: a void token; a disabled account; through a login challenge
+    -- (which opens a session), a password that has expired since, or an
+    -- account that has a factor already (replacing one takes a session);
+    -- else the guess is counted (the ledger) before it is evaluated
+    refusal := CASE WHEN u.id IS NULL THEN 'expired_challenge'
+                    WHEN u.disabled_at IS NOT NULL THEN 'disabled'
+                    WHEN ch.id IS NOT NULL AND NOT secpolicy.password_usable(u) THEN 'expired_challenge'
+                    WHEN ch.id IS NOT NULL AND c.confirmed_at IS NOT NULL THEN 'expired_challenge'
+                    ELSE secpolicy.may_guess(u.id, u.failed_attempts, u.reset_required) END;
     IF refusal <> 'ok' THEN
+        UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = u.id AND x.id = ch.id;
         PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false, refusal, 'mfa');
-        RETURN ROW('reset_required', NULL, NULL)::secpolicy.enrollment_result;
+        RETURN ROW(CASE WHEN refusal IN ('locked', 'lockout') THEN 'reset_required' ELSE 'expired_challenge' END,
+                   NULL, NULL)::secpolicy.enrollment_result;
     END IF;
     IF c.pending_secret IS NOT NULL THEN
         SELECT v.step INTO matched

@@ -45,6 +45,7 @@ CREATE VIEW secpolicy.failed_logins_by_user WITH (security_barrier) AS
         SELECT a.user_id, lower(a.username) AS username_key, a.username, a.attempted_at
           FROM secpolicy.login_attempts a
          WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+           AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
     ), per_name AS (
         SELECT r.user_id, CASE WHEN r.user_id IS NULL THEN r.username_key END AS username_key,
                count(*) FILTER (WHERE r.attempted_at >= now() - interval '24 hours') AS failures_24h,
@@ -87,13 +88,13 @@ CREATE VIEW secpolicy.failed_logins_by_source WITH (security_barrier) AS
     SELECT p.client_addr,
            sum(p.n_24h)::bigint AS failures_24h,
            sum(p.n_30d)::bigint AS failures_30d,
-           count(*) FILTER (WHERE p.n_24h > 0) AS distinct_usernames_24h,
-           count(*) AS distinct_usernames_30d,
+           count(p.name) FILTER (WHERE p.n_24h > 0) AS distinct_usernames_24h,
+           count(p.name) AS distinct_usernames_30d,
            count(DISTINCT p.user_id) AS distinct_accounts_30d,
            min(p.first_at) AS first_failure_at,
            max(p.last_at) AS last_failure_at,
            p.client_addr IS NOT NULL
-               AND count(*) FILTER (WHERE p.in_window) >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol)
+               AND count(p.name) FILTER (WHERE p.in_window) >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol)
                AS spraying
       FROM pairs p
      GROUP BY p.client_addr;

@@ -68,17 +68,21 @@ BEGIN
         END LOOP;
         WITH d AS (DELETE FROM secpolicy.login_attempts_default a WHERE a.attempted_at < cutoff RETURNING 1)
         SELECT count(*) INTO deleted_rows FROM d;
-        -- Failure counters below the limit whose last failure is that old are
-        -- forgotten: those of unknown names (typed by people, sometimes a
-        -- password in the wrong field, or invented by a sprayer) and, by the
-        -- same rule, those of accounts, so that no answer tells the two
-        -- apart.  A name or an account at the limit stays there until a reset.
+        -- Failure counters below the limit whose last failure is that old (and
+        -- at least 90 days old, so that a short retention cannot turn the
+        -- limit into a rate) are forgotten: those of unknown names (typed by
+        -- people, sometimes a password in the wrong field, or invented by a
+        -- sprayer) and, by the same rule, those of accounts, so that no answer
+        -- tells the two apart; the guess ledger forgets them too when this
+        -- commits.  A name or an account at the limit stays there until a reset.
         WITH d AS (DELETE FROM secpolicy.unknown_user_failures f
                     WHERE f.failed_attempts < pol.max_failed_attempts
-                      AND coalesce(f.last_failed_at, f.first_failed_at) < cutoff RETURNING 1),
+                      AND coalesce(f.last_failed_at, f.first_failed_at) < least(cutoff, now() - interval '90 days')
+                    RETURNING secpolicy.guess_clear('n:' || f.username_key)),
              u AS (UPDATE secpolicy.users x SET failed_attempts = 0
                     WHERE x.failed_attempts > 0 AND x.failed_attempts < pol.max_failed_attempts
-                      AND NOT x.reset_required AND x.last_failed_at < cutoff RETURNING 1)
+                      AND coalesce(x.last_failed_at, x.created_at) < least(cutoff, now() - interval '90 days')
+                    RETURNING secpolicy.guess_clear('u:' || x.id))
         SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u) INTO forgotten_counters;
     END IF;
 

@@ -95,7 +95,7 @@ else fail "pg_dump -Fc" "$(cat "$work/dump.err")"; fi
 # nothing secret in the dump: not the sealing key (its hex, or base64 of its bytes),
 # not the TOTP secret, a recovery code, a session token or a password
 pg_restore -f "$work/dump.sql" "$work/dump"
-key_hex=$(tr -d ' \n' <"$SP_KEY_FILE" | tr 'A-F' 'a-f')
+key_hex=$(tr -d ' \n' <"${SP_KEY_FILE:-/dev/null}" | tr 'A-F' 'a-f')   # empty (a failure) without scripts/test
 key_b64=$(perl -e 'print pack("H*", $ARGV[0])' "$key_hex" | base64 -w0)
 leaks=()
 for needle in "$key_hex" "$key_b64" "$totp_secret" "$recovery" "${recovery//-/}" "${tok_alice#sps_}" "$P3" "$PC"; do

@@ -7,7 +7,8 @@
 # holds for passwords, second-factor codes, unknown usernames and the
 # "reused password" answers of reset_password, the lockout is committed as
 # soon as a caller lets a statement commit, and the server log says that
-# guesses were rolled back.  Without preloading, ledger_active() is false
+# guesses were rolled back; a counter that retention forgets is forgotten by
+# the ledger too.  Without preloading, ledger_active() is false
 # (the documented limitation).  The cluster is restarted with the library
 # preloaded and restored at the end.
 set -u -o pipefail
@@ -17,7 +18,7 @@ restarts_cluster
 
 db=scen_rollback_attack_$$
 PW='Corr3ct-Horse!Pass'
-plan 18
+plan 19
 
 setup_db
 is "$(q "SELECT secpolicy.ledger_active()")" f "without shared_preload_libraries the ledger is not active"
@@ -105,5 +106,15 @@ is "$(q "SELECT status FROM secpolicy.reset_password('$tok', 'Fresh-Harbour-77!'
    "and stays refused"
 is "$(q "SELECT revoked_at IS NOT NULL FROM secpolicy.password_resets WHERE token_digest = secpolicy.token_digest('$tok')")" t \
    "the token is revoked"
+
+# --- 7. retention forgets an old counter in the ledger too -----------------------
+q "INSERT INTO secpolicy.users (username, password_hash) VALUES ('fred', '$PW');
+   UPDATE secpolicy.users SET failed_attempts = 4, last_failed_at = now() - interval '500 days'
+    WHERE username = 'fred'" >/dev/null
+psql -X -q -At -d "$db" -c "BEGIN" -c "SELECT status FROM secpolicy.login('fred', 'Wrong-Guess-9!')" -c "ROLLBACK" >/dev/null 2>&1
+q "SELECT forgotten_counters FROM secpolicy.apply_retention()" >/dev/null
+is "$(q "SELECT failed_attempts FROM secpolicy.users WHERE username = 'fred'"),$(q "SELECT status FROM secpolicy.login('fred', 'Wrong-Guess-10!')")" \
+   "0,invalid_credentials" \
+   "a counter forgotten by retention (4 failures 500 days ago, and one rolled back) is forgotten by the ledger too"
 
 finish
