@@ -482,6 +482,18 @@ COMMENT ON FUNCTION secpolicy.find_challenge(text, text) IS
     'Internal: the unused, unexpired challenge of a purpose with this token, locked after its account; NULL otherwise.';
 REVOKE ALL ON FUNCTION secpolicy.find_challenge(text, text) FROM PUBLIC;
 
+-- Internal: the account a challenge token was issued to, whatever its state
+-- (used, expired): attempts with a void challenge are logged against it.
+CREATE FUNCTION secpolicy.challenge_account(token text, OUT user_id bigint, OUT username text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT u.id, u.username FROM secpolicy.mfa_challenges x JOIN secpolicy.users u ON u.id = x.user_id
+     WHERE length(token) <= 128 AND x.token_digest = secpolicy.token_digest(token);
+$$;
+COMMENT ON FUNCTION secpolicy.challenge_account(text) IS
+    'Internal: the account (id, username) a challenge token belongs to, used or not; NULLs when none.';
+REVOKE ALL ON FUNCTION secpolicy.challenge_account(text) FROM PUBLIC;
+
 -- Internal: may this account's password open a session now?  Not when it
 -- has expired (by age or by an admin) or must be changed.
 CREATE FUNCTION secpolicy.password_usable(u secpolicy.users) RETURNS boolean
@@ -506,7 +518,9 @@ DECLARE
     outcome text;
 BEGIN
     IF c.id IS NULL THEN
-        PERFORM secpolicy.record_attempt(NULL, NULL, verify_mfa.client_addr, NULL, false, 'expired_challenge', 'mfa');
+        PERFORM secpolicy.record_attempt(a.user_id, a.username, verify_mfa.client_addr, NULL, false,
+                                         'expired_challenge', 'mfa')
+           FROM secpolicy.challenge_account(verify_mfa.challenge_token) a;
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
     END IF;
     addr := coalesce(verify_mfa.client_addr, c.client_addr);
@@ -645,12 +659,17 @@ BEGIN
         SELECT * INTO ch FROM secpolicy.mfa_challenges x WHERE x.user_id = u.id AND x.id = o.challenge_id;
         SELECT * INTO c FROM secpolicy.totp_credentials x WHERE x.user_id = u.id FOR UPDATE;
     END IF;
-    -- refused: a void token; a disabled account; through a login challenge
-    -- (which opens a session), a password that has expired since, or an
-    -- account that has a factor already (replacing one takes a session);
-    -- else the guess is counted (the ledger) before it is evaluated
-    refusal := CASE WHEN u.id IS NULL THEN 'expired_challenge'
-                    WHEN u.disabled_at IS NOT NULL THEN 'disabled'
+    IF u.id IS NULL THEN
+        -- a void token: logged against the account of the challenge it was, if any
+        SELECT a.user_id, a.username INTO u.id, u.username FROM secpolicy.challenge_account(totp_confirm.token) a;
+        PERFORM secpolicy.record_attempt(u.id, u.username, NULL, NULL, false, 'expired_challenge', 'mfa');
+        RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
+    END IF;
+    -- refused: a disabled account; through a login challenge (which opens a
+    -- session), a password that has expired since, or an account that has a
+    -- factor already (replacing one takes a session); else the guess is
+    -- counted (the ledger) before it is evaluated
+    refusal := CASE WHEN u.disabled_at IS NOT NULL THEN 'disabled'
                     WHEN ch.id IS NOT NULL AND NOT secpolicy.password_usable(u) THEN 'expired_challenge'
                     WHEN ch.id IS NOT NULL AND c.confirmed_at IS NOT NULL THEN 'expired_challenge'
                     ELSE secpolicy.may_guess(u.id, u.failed_attempts, u.reset_required) END;
