@@ -297,9 +297,12 @@ secpolicy_hash_password(PG_FUNCTION_ARGS)
 													  policy.hash_memlimit)));
 }
 
-/* verify_password(password text, hash text) returns boolean; NULLs verify false */
-Datum
-secpolicy_verify_password(PG_FUNCTION_ARGS)
+/*
+ * The (password text, hash text) arguments of verify_password and
+ * password_match, verified: SP_NO_MATCH for NULLs and oversized hashes.
+ */
+static int
+verify_args(FunctionCallInfo fcinfo)
 {
 	text	   *password;
 	text	   *hash;
@@ -308,16 +311,23 @@ secpolicy_verify_password(PG_FUNCTION_ARGS)
 
 	sp_logfilter_mark_statement();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_BOOL(false);
+		return SP_NO_MATCH;
 
 	password = PG_GETARG_TEXT_PP(0);
 	hash = PG_GETARG_TEXT_PP(1);
 	if (VARSIZE_ANY_EXHDR(hash) >= crypto_pwhash_STRBYTES)
-		PG_RETURN_BOOL(false);
+		return SP_NO_MATCH;
 
 	hashstr = sp_text_cstring(hash, &hashlen);
-	PG_RETURN_BOOL(sp_verify_password(hashstr, hashlen, VARDATA_ANY(password),
-									  VARSIZE_ANY_EXHDR(password)));
+	return sp_verify_password_form(hashstr, hashlen, VARDATA_ANY(password),
+								   VARSIZE_ANY_EXHDR(password));
+}
+
+/* verify_password(password text, hash text) returns boolean; NULLs verify false */
+Datum
+secpolicy_verify_password(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(verify_args(fcinfo) != SP_NO_MATCH);
 }
 
 /*
@@ -329,24 +339,8 @@ secpolicy_verify_password(PG_FUNCTION_ARGS)
 Datum
 secpolicy_password_match(PG_FUNCTION_ARGS)
 {
-	text	   *password;
-	text	   *hash;
-	char	   *hashstr;
-	size_t		hashlen;
-	int			form;
+	int			form = verify_args(fcinfo);
 
-	sp_logfilter_mark_statement();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-
-	password = PG_GETARG_TEXT_PP(0);
-	hash = PG_GETARG_TEXT_PP(1);
-	if (VARSIZE_ANY_EXHDR(hash) >= crypto_pwhash_STRBYTES)
-		PG_RETURN_NULL();
-
-	hashstr = sp_text_cstring(hash, &hashlen);
-	form = sp_verify_password_form(hashstr, hashlen, VARDATA_ANY(password),
-								   VARSIZE_ANY_EXHDR(password));
 	if (form == SP_NO_MATCH)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(form == SP_MATCH ? "nfkc" : "as_received"));
