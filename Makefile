@@ -1,6 +1,8 @@
-# secpolicy: PGXS build.  `make && sudo make install`; tests: scripts/test.
+# secpolicy: PGXS build.  `make && sudo make install`; tests: scripts/test
+# (or, without root, make installcheck against your own server: see README).
 EXTENSION  = secpolicy
-EXTVERSION = 1.0
+# The version is written once, in secpolicy.control.
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" secpolicy.control)
 
 MODULE_big = secpolicy
 OBJS = \
@@ -19,17 +21,27 @@ OBJS = \
 	src/ledger.o \
 	src/logfilter.o
 
-# The install script is assembled from one part per concern (src/sql/NN_*.sql).
-DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
+# The install script of the current version is assembled from one part per
+# concern (src/sql/NN_*.sql).  Released versions are frozen in versions/
+# (their install and upgrade scripts, never edited again); the upgrade into
+# the current version is built from its hand-written migration in
+# src/upgrade/ and the parts (scripts/upgrade-script).
+SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
+MIGRATIONS  = $(wildcard src/upgrade/$(EXTENSION)--*--$(EXTVERSION).sql)
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(notdir $(MIGRATIONS))
+DATA        = $(wildcard versions/$(EXTENSION)--*.sql)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+# pg_regress may start its own server (make installcheck REGRESS_TEMP=1, or
+# EXTRA_REGRESS_OPTS=--temp-instance=DIR) with the settings the tests need.
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf
 
 PKG_CONFIG ?= pkg-config
 PG_CPPFLAGS = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags libsodium liboath)
 SHLIB_LINK  = $(shell $(PKG_CONFIG) --libs libsodium liboath)
 
-EXTRA_CLEAN = src/blocklist_words.c results regression.diffs regression.out
+EXTRA_CLEAN = src/blocklist_words.c results regression.diffs regression.out log \
+	$(EXTENSION)-*.tar.gz
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -38,7 +50,17 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
 
+$(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/$(EXTENSION)--%--$(EXTVERSION).sql $(SQL_PARTS) scripts/upgrade-script
+	perl scripts/upgrade-script $* $(EXTVERSION) $< $(SQL_PARTS) > $@.tmp && mv $@.tmp $@
+
 src/blocklist_words.c: data/common-passwords.txt scripts/gen-blocklist.sh
 	sh scripts/gen-blocklist.sh $< > $@
 
 $(OBJS): src/secpolicy.h
+
+# The release tarball, from what git holds at HEAD (PGXN layout).
+dist:
+	git archive --format=tar.gz --prefix=$(EXTENSION)-$(EXTVERSION)/ \
+		-o $(EXTENSION)-$(EXTVERSION).tar.gz HEAD
+
+.PHONY: dist

@@ -1,5 +1,8 @@
--- secpolicy 1.0 install script.  Assembled by the Makefile from src/sql/NN_*.sql,
--- one part per concern; edit the parts, not the generated secpolicy--1.0.sql.
+-- secpolicy install script.  Assembled by the Makefile from src/sql/NN_*.sql,
+-- one part per concern; edit the parts, not the generated secpolicy--X.Y.sql.
+-- The upgrade script into this version replays the parts' functions, views,
+-- triggers, comments and grants after a hand-written migration
+-- (src/upgrade/; see doc/design.md, "Releases and upgrades").
 --
 -- Conventions: every object is schema-qualified; every SECURITY DEFINER function
 -- pins search_path to pg_catalog, pg_temp; EXECUTE is revoked from PUBLIC next

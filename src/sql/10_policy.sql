@@ -28,10 +28,57 @@ CREATE TABLE secpolicy.policy (
     rules_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_by text NOT NULL DEFAULT SESSION_USER,
+    -- second factor
+    mfa_challenge_lifetime interval NOT NULL DEFAULT '5 minutes'
+        CHECK (mfa_challenge_lifetime > interval '0' AND mfa_challenge_lifetime <= interval '1 hour'),
+    mfa_enrollment_lifetime interval NOT NULL DEFAULT '15 minutes'
+        CHECK (mfa_enrollment_lifetime > interval '0' AND mfa_enrollment_lifetime <= interval '1 day'),
+    totp_issuer text NOT NULL DEFAULT 'secpolicy'
+        CHECK (totp_issuer <> '' AND pg_catalog.strpos(totp_issuer, ':') = 0),
+    totp_algorithm text NOT NULL DEFAULT 'sha1'
+        CHECK (totp_algorithm IN ('sha1', 'sha256', 'sha512')),
+    totp_digits integer NOT NULL DEFAULT 6 CHECK (totp_digits BETWEEN 6 AND 8),
+    totp_period integer NOT NULL DEFAULT 30 CHECK (totp_period BETWEEN 15 AND 300),
+    totp_window integer NOT NULL DEFAULT 1 CHECK (totp_window BETWEEN 0 AND 10),
+    recovery_code_count integer NOT NULL DEFAULT 10 CHECK (recovery_code_count BETWEEN 1 AND 20),
+    -- sessions
+    session_touch_interval interval NOT NULL DEFAULT '5 seconds'
+        CHECK (session_touch_interval >= interval '0' AND session_touch_interval <= interval '1 minute'),
+    max_sessions_per_user integer CHECK (max_sessions_per_user >= 1),
+    -- attack detection
+    detection_window interval NOT NULL DEFAULT '1 hour'
+        CHECK (detection_window > interval '0' AND detection_window <= interval '7 days'),
+    spray_min_accounts integer NOT NULL DEFAULT 10 CHECK (spray_min_accounts >= 2),
+    stuffing_min_sources integer NOT NULL DEFAULT 5 CHECK (stuffing_min_sources >= 2),
+    brute_force_min_failures integer NOT NULL DEFAULT 20 CHECK (brute_force_min_failures >= 2),
+    compromise_min_failures integer NOT NULL DEFAULT 3 CHECK (compromise_min_failures >= 1),
+    -- retention
+    attempt_retention interval DEFAULT '400 days'
+        CHECK (attempt_retention >= interval '1 day'),
+    pseudonymise_after interval DEFAULT '90 days'
+        CHECK (pseudonymise_after >= interval '1 day'),
     CHECK (max_length >= min_length)
 );
 COMMENT ON TABLE secpolicy.policy IS
     'The authentication policy: exactly one row, edited by secpolicy_admin, every change audited.';
+COMMENT ON COLUMN secpolicy.policy.session_touch_interval IS
+    'session_touch() writes last_seen_at at most this often per session; a session can look idle this much early, never late.';
+COMMENT ON COLUMN secpolicy.policy.max_sessions_per_user IS
+    'Cap on concurrent sessions per user (the oldest end first); NULL for no cap.';
+COMMENT ON COLUMN secpolicy.policy.detection_window IS
+    'How far back detect_attacks() looks for each pattern.';
+COMMENT ON COLUMN secpolicy.policy.spray_min_accounts IS
+    'Password spraying: one source failing on at least this many usernames within detection_window.';
+COMMENT ON COLUMN secpolicy.policy.stuffing_min_sources IS
+    'Credential stuffing: one username failing from at least this many sources within detection_window.';
+COMMENT ON COLUMN secpolicy.policy.brute_force_min_failures IS
+    'Brute force: at least this many failures on one username within detection_window.';
+COMMENT ON COLUMN secpolicy.policy.compromise_min_failures IS
+    'Possible compromise: a complete login right after at least this many consecutive failures.';
+COMMENT ON COLUMN secpolicy.policy.attempt_retention IS
+    'Attempts older than this are dropped (whole daily partitions); NULL keeps them forever.';
+COMMENT ON COLUMN secpolicy.policy.pseudonymise_after IS
+    'Attempts older than this lose their user agent and keep only the network of their address (/24 IPv4, /48 IPv6); NULL never.';
 
 -- An INSERT replaces the row (this is how pg_restore brings back a dumped
 -- policy over the default one); deleting or truncating is refused.
@@ -82,3 +129,35 @@ SELECT pg_catalog.pg_extension_config_dump('secpolicy.policy', '');
 
 GRANT SELECT, UPDATE ON secpolicy.policy TO secpolicy_admin;
 GRANT SELECT ON secpolicy.policy TO secpolicy_app;
+
+CREATE FUNCTION secpolicy.apply_preset(preset text) RETURNS secpolicy.policy
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p secpolicy.policy;
+BEGIN
+    IF apply_preset.preset = 'org' THEN
+        UPDATE secpolicy.policy x
+           SET preset = 'org', min_length = 12, max_length = 128, require_upper = true,
+               require_lower = true, require_digit = true, require_symbol = true,
+               check_username = true, check_blocklist = true, history_depth = 5,
+               max_password_age = '6 months'
+        RETURNING * INTO p;
+    ELSIF apply_preset.preset = 'nist' THEN
+        UPDATE secpolicy.policy x
+           SET preset = 'nist', min_length = 15, max_length = 128, require_upper = false,
+               require_lower = false, require_digit = false, require_symbol = false,
+               check_username = true, check_blocklist = true, history_depth = 0,
+               max_password_age = NULL
+        RETURNING * INTO p;
+    ELSE
+        RAISE EXCEPTION 'unknown preset "%"', apply_preset.preset USING ERRCODE = '22023',
+            HINT = 'Presets are org and nist.';
+    END IF;
+    RETURN p;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.apply_preset(text) IS
+    'Fills the password rules of the policy from a preset: org (the organisation''s policy) or nist (SP 800-63B rev 4).';
+REVOKE ALL ON FUNCTION secpolicy.apply_preset(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.apply_preset(text) TO secpolicy_admin;

@@ -1,20 +1,6 @@
 -- Second factor: TOTP building blocks (C, liboath), sealed secrets, recovery
 -- codes and the challenges that sit between the password and the code.
 
-ALTER TABLE secpolicy.policy
-    ADD COLUMN mfa_challenge_lifetime interval NOT NULL DEFAULT '5 minutes'
-        CHECK (mfa_challenge_lifetime > interval '0' AND mfa_challenge_lifetime <= interval '1 hour'),
-    ADD COLUMN mfa_enrollment_lifetime interval NOT NULL DEFAULT '15 minutes'
-        CHECK (mfa_enrollment_lifetime > interval '0' AND mfa_enrollment_lifetime <= interval '1 day'),
-    ADD COLUMN totp_issuer text NOT NULL DEFAULT 'secpolicy'
-        CHECK (totp_issuer <> '' AND pg_catalog.strpos(totp_issuer, ':') = 0),
-    ADD COLUMN totp_algorithm text NOT NULL DEFAULT 'sha1'
-        CHECK (totp_algorithm IN ('sha1', 'sha256', 'sha512')),
-    ADD COLUMN totp_digits integer NOT NULL DEFAULT 6 CHECK (totp_digits BETWEEN 6 AND 8),
-    ADD COLUMN totp_period integer NOT NULL DEFAULT 30 CHECK (totp_period BETWEEN 15 AND 300),
-    ADD COLUMN totp_window integer NOT NULL DEFAULT 1 CHECK (totp_window BETWEEN 0 AND 10),
-    ADD COLUMN recovery_code_count integer NOT NULL DEFAULT 10 CHECK (recovery_code_count BETWEEN 1 AND 20);
-
 CREATE FUNCTION secpolicy.totp_code(secret text, at timestamptz DEFAULT pg_catalog.now(),
                                     digits integer DEFAULT 6, period integer DEFAULT 30,
                                     algorithm text DEFAULT 'sha1')
@@ -146,3 +132,6 @@ CREATE TABLE secpolicy.mfa_challenges (
 );
 COMMENT ON TABLE secpolicy.mfa_challenges IS
     'Challenges issued after a correct password, redeemed once by verify_mfa (purpose verify) or totp_confirm (purpose enroll).';
+-- dumped: a challenge redeemed before a dump stays redeemed after a restore
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.mfa_challenges', '');
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.mfa_challenges_id_seq', '');

@@ -1,14 +1,5 @@
 -- Application sessions: idle timeout, absolute lifetime, revocation.
 
-ALTER TABLE secpolicy.policy
-    ADD COLUMN session_touch_interval interval NOT NULL DEFAULT '5 seconds'
-        CHECK (session_touch_interval >= interval '0' AND session_touch_interval <= interval '1 minute'),
-    ADD COLUMN max_sessions_per_user integer CHECK (max_sessions_per_user >= 1);
-COMMENT ON COLUMN secpolicy.policy.session_touch_interval IS
-    'session_touch() writes last_seen_at at most this often per session; a session can look idle this much early, never late.';
-COMMENT ON COLUMN secpolicy.policy.max_sessions_per_user IS
-    'Cap on concurrent sessions per user (the oldest end first); NULL for no cap.';
-
 CREATE TABLE secpolicy.sessions (
     user_id bigint NOT NULL REFERENCES secpolicy.users ON DELETE CASCADE,
     id bigserial NOT NULL,

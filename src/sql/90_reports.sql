@@ -9,24 +9,6 @@
 --   day           a calendar day in the session's TimeZone
 -- The views show no hash, secret, token digest or user agent.
 
-ALTER TABLE secpolicy.policy
-    ADD COLUMN detection_window interval NOT NULL DEFAULT '1 hour'
-        CHECK (detection_window > interval '0' AND detection_window <= interval '7 days'),
-    ADD COLUMN spray_min_accounts integer NOT NULL DEFAULT 10 CHECK (spray_min_accounts >= 2),
-    ADD COLUMN stuffing_min_sources integer NOT NULL DEFAULT 5 CHECK (stuffing_min_sources >= 2),
-    ADD COLUMN brute_force_min_failures integer NOT NULL DEFAULT 20 CHECK (brute_force_min_failures >= 2),
-    ADD COLUMN compromise_min_failures integer NOT NULL DEFAULT 3 CHECK (compromise_min_failures >= 1);
-COMMENT ON COLUMN secpolicy.policy.detection_window IS
-    'How far back detect_attacks() looks for each pattern.';
-COMMENT ON COLUMN secpolicy.policy.spray_min_accounts IS
-    'Password spraying: one source failing on at least this many usernames within detection_window.';
-COMMENT ON COLUMN secpolicy.policy.stuffing_min_sources IS
-    'Credential stuffing: one username failing from at least this many sources within detection_window.';
-COMMENT ON COLUMN secpolicy.policy.brute_force_min_failures IS
-    'Brute force: at least this many failures on one username within detection_window.';
-COMMENT ON COLUMN secpolicy.policy.compromise_min_failures IS
-    'Possible compromise: a complete login right after at least this many consecutive failures.';
-
 CREATE VIEW secpolicy.failed_logins_daily WITH (security_barrier) AS
     SELECT (a.attempted_at)::date AS day,
            count(*) AS failures,

@@ -49,22 +49,23 @@ COMMENT ON VIEW secpolicy.incident_report IS
     'The incident register with each incident''s regulator deadline (detected_at + 72 hours).';
 GRANT SELECT ON secpolicy.incident_report TO secpolicy_admin, secpolicy_analyst;
 
-CREATE FUNCTION secpolicy.incident_notify() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- Internal: audit and announce a new incident.  The functions that open
+-- incidents call it (not a trigger: restoring a dump loads incidents and the
+-- audit log as they were, and must not write either again).
+CREATE FUNCTION secpolicy.incident_opened(incident secpolicy.incidents) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     -- LISTEN needs no privilege: the payload carries the id only
-    PERFORM pg_notify('secpolicy_incident', jsonb_build_object('incident_id', NEW.id)::text);
+    PERFORM pg_notify('secpolicy_incident', jsonb_build_object('incident_id', incident.id)::text);
     PERFORM secpolicy.audit('incident_opened', NULL, NULL, NULL,
-                            jsonb_build_object('incident', NEW.id, 'kind', NEW.kind, 'severity', NEW.severity));
-    RETURN NULL;
+                            jsonb_build_object('incident', incident.id, 'kind', incident.kind,
+                                               'severity', incident.severity));
 END
 $$;
-COMMENT ON FUNCTION secpolicy.incident_notify() IS
-    'Trigger: NOTIFY secpolicy_incident and audit each new incident.';
-REVOKE ALL ON FUNCTION secpolicy.incident_notify() FROM PUBLIC;
-CREATE TRIGGER incident_notify AFTER INSERT ON secpolicy.incidents
-    FOR EACH ROW EXECUTE FUNCTION secpolicy.incident_notify();
+COMMENT ON FUNCTION secpolicy.incident_opened(secpolicy.incidents) IS
+    'Internal: NOTIFY secpolicy_incident and audit a new incident.';
+REVOKE ALL ON FUNCTION secpolicy.incident_opened(secpolicy.incidents) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.open_incident(kind text, severity text, title text, description text DEFAULT NULL,
                                         affected_usernames text[] DEFAULT NULL,
@@ -74,7 +75,7 @@ CREATE FUNCTION secpolicy.open_incident(kind text, severity text, title text, de
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    id bigint;
+    i secpolicy.incidents;
 BEGIN
     INSERT INTO secpolicy.incidents (kind, severity, title, description, detected_at, affected_usernames,
                                      affected_user_ids, personal_data_breach)
@@ -84,8 +85,9 @@ BEGIN
                        WHERE lower(u.username) = ANY (SELECT lower(n) FROM unnest(open_incident.affected_usernames) n)),
                      '{}'),
             coalesce(open_incident.personal_data_breach, true))
-    RETURNING incidents.id INTO id;
-    RETURN id;
+    RETURNING * INTO i;
+    PERFORM secpolicy.incident_opened(i);
+    RETURN i.id;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.open_incident(text, text, text, text, text[], timestamptz, boolean) IS
@@ -264,6 +266,7 @@ DECLARE
     p record;
     key text;
     existing bigint;
+    opened secpolicy.incidents;
 BEGIN
     -- one detection run at a time (maintain() and a manual call may overlap);
     -- a row only the owner can lock, not an advisory lock any role could hold
@@ -300,7 +303,9 @@ BEGIN
                     jsonb_build_object('failures', p.failures, 'first_at', p.first_at, 'last_at', p.last_at,
                                        'sources', p.sources),
                     'secpolicy.detect_attacks')
-            RETURNING incidents.id INTO incident_id;
+            RETURNING * INTO opened;
+            PERFORM secpolicy.incident_opened(opened);
+            incident_id := opened.id;
             new_incident := true;
         END IF;
         kind := p.kind;

@@ -1,16 +1,6 @@
 -- Retention and housekeeping: one maintain() call to schedule (pg_cron where
 -- installed: see schedule_maintenance()).
 
-ALTER TABLE secpolicy.policy
-    ADD COLUMN attempt_retention interval DEFAULT '400 days'
-        CHECK (attempt_retention >= interval '1 day'),
-    ADD COLUMN pseudonymise_after interval DEFAULT '90 days'
-        CHECK (pseudonymise_after >= interval '1 day');
-COMMENT ON COLUMN secpolicy.policy.attempt_retention IS
-    'Attempts older than this are dropped (whole daily partitions); NULL keeps them forever.';
-COMMENT ON COLUMN secpolicy.policy.pseudonymise_after IS
-    'Attempts older than this lose their user agent and keep only the network of their address (/24 IPv4, /48 IPv6); NULL never.';
-
 CREATE TABLE secpolicy.maintenance_state (
     singleton boolean NOT NULL DEFAULT true PRIMARY KEY CHECK (singleton),
     pseudonymised_until timestamptz NOT NULL DEFAULT '-infinity',

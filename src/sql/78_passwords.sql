@@ -46,6 +46,9 @@ CREATE TABLE secpolicy.password_resets (
 );
 COMMENT ON TABLE secpolicy.password_resets IS
     'Password-reset tokens (as SHA-256 digests): single use, expiring, one live token per user.';
+-- dumped: a restore keeps the reset links already sent out working
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.password_resets', '');
+SELECT pg_catalog.pg_extension_config_dump('secpolicy.password_resets_id_seq', '');
 GRANT SELECT (user_id, id, requested_at, requested_addr, expires_at, used_at, revoked_at)
     ON secpolicy.password_resets TO secpolicy_admin;
 
