@@ -2,13 +2,15 @@
 # build, and a throwaway PostgreSQL cluster.  Source it; it defines functions
 # and sets no traps of its own except through sp_cluster_start.
 #
-# Environment: PGVERSION (default 15) picks the PostgreSQL major version.
+# Environment: PGVERSION (default 15) picks the PostgreSQL major version;
+# SP_PGBIN (default /usr/lib/postgresql/$PGVERSION/bin) another installation
+# of it, such as a relocated copy a developer builds and tests against.
 
 set -euo pipefail
 
 PGVERSION=${PGVERSION:-15}
 SP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PGBIN=/usr/lib/postgresql/$PGVERSION/bin
+PGBIN=${SP_PGBIN:-/usr/lib/postgresql/$PGVERSION/bin}
 export PG_CONFIG=$PGBIN/pg_config
 
 sp_say() { printf '\n== %s\n' "$*"; }

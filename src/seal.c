@@ -8,10 +8,14 @@
  *	 secpolicy.key_file			 the current key: 64 hex characters
  *	 secpolicy.previous_key_file the key being rotated away from, if any
  *
- * A sealed value is key_id (8 bytes) || nonce (24) || box.  key_id is the
- * first 8 bytes of BLAKE2b(key), so that unsealing picks the right key and
- * reseal() can tell which values still use an old one.  Keys are read from
- * their file at each use, kept in a stack buffer and wiped afterwards.
+ * A sealed value is version (1 byte, SEAL_VERSION) || key_id (8 bytes) ||
+ * nonce (24) || box.  key_id is the first 8 bytes of BLAKE2b(key), so that
+ * unsealing picks the right key and reseal() can tell which values still use
+ * an old one.  Version 1.0 of the extension wrote no version byte; it only
+ * ever sealed 20-byte TOTP secrets, so its values are exactly
+ * LEGACY_SEALED_BYTES long, a length that versioned values never have (a
+ * 19-byte secret is refused).  Keys are read from their file at each use,
+ * kept in a stack buffer and wiped afterwards.
  */
 #include "postgres.h"
 
@@ -31,8 +35,11 @@ PG_FUNCTION_INFO_V1(secpolicy_reseal);
 PG_FUNCTION_INFO_V1(secpolicy_key_status);
 PG_FUNCTION_INFO_V1(secpolicy_sealed_key_id);
 
+#define SEAL_VERSION	1
 #define KEY_ID_BYTES	8
-#define SEAL_OVERHEAD	(KEY_ID_BYTES + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+#define SEAL_OVERHEAD	(1 + KEY_ID_BYTES + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+/* A value sealed by version 1.0: no version byte, a 20-byte TOTP secret. */
+#define LEGACY_SEALED_BYTES (SEAL_OVERHEAD - 1 + 20)
 
 static char *key_file = NULL;
 static char *previous_key_file = NULL;
@@ -168,20 +175,41 @@ current_key(unsigned char key[crypto_secretbox_KEYBYTES])
 						 "then ALTER SYSTEM SET secpolicy.key_file = 'FILE' and SELECT pg_reload_conf().")));
 }
 
+/*
+ * Where the key identifier starts in a sealed value of `total` bytes: 1
+ * after the version byte, 0 in a value sealed by version 1.0, or -1 when the
+ * value is no sealed value at all.
+ */
+static int
+key_id_offset(const unsigned char *p, size_t total)
+{
+	if (total == LEGACY_SEALED_BYTES)
+		return 0;
+	if (total > SEAL_OVERHEAD && p[0] == SEAL_VERSION)
+		return 1;
+	return -1;
+}
+
 /* Seal `len` bytes under the current key; returns a palloc'd bytea. */
 bytea *
 sp_seal(const unsigned char *plain, size_t len)
 {
 	unsigned char key[crypto_secretbox_KEYBYTES];
-	bytea	   *out = palloc(VARHDRSZ + SEAL_OVERHEAD + len);
-	unsigned char *p = (unsigned char *) VARDATA(out);
+	bytea	   *out;
+	unsigned char *p;
 
+	/* that length would read as a value of version 1.0 */
+	if (SEAL_OVERHEAD + len == LEGACY_SEALED_BYTES)
+		elog(ERROR, "cannot seal a value of %zu bytes", len);
 	current_key(key);
+	out = palloc(VARHDRSZ + SEAL_OVERHEAD + len);
 	SET_VARSIZE(out, VARHDRSZ + SEAL_OVERHEAD + len);
-	key_id(key, p);
-	randombytes_buf(p + KEY_ID_BYTES, crypto_secretbox_NONCEBYTES);
-	crypto_secretbox_easy(p + KEY_ID_BYTES + crypto_secretbox_NONCEBYTES, plain, len,
-						  p + KEY_ID_BYTES, key);
+	p = (unsigned char *) VARDATA(out);
+	p[0] = SEAL_VERSION;
+	key_id(key, p + 1);
+	randombytes_buf(p + 1 + KEY_ID_BYTES, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(p + 1 + KEY_ID_BYTES + crypto_secretbox_NONCEBYTES, plain, len,
+						  p + 1 + KEY_ID_BYTES, key);
 	sodium_memzero(key, sizeof(key));
 	return out;
 }
@@ -196,25 +224,27 @@ sp_unseal(bytea *sealed, size_t *len)
 {
 	size_t		total = VARSIZE_ANY_EXHDR(sealed);
 	const unsigned char *p = (const unsigned char *) VARDATA_ANY(sealed);
+	int			at = key_id_offset(p, total);
 	unsigned char key[crypto_secretbox_KEYBYTES];
 	unsigned char id[KEY_ID_BYTES];
 	unsigned char *plain;
+	size_t		boxlen;
 	bool		have = false;
 
-	if (total <= SEAL_OVERHEAD)
+	if (at < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("sealed secret is truncated")));
+				 errmsg("sealed secret is truncated or of an unknown format")));
 
 	if (load_key("secpolicy.key_file", key_file, key))
 	{
 		key_id(key, id);
-		have = memcmp(id, p, KEY_ID_BYTES) == 0;
+		have = memcmp(id, p + at, KEY_ID_BYTES) == 0;
 	}
 	if (!have && load_key("secpolicy.previous_key_file", previous_key_file, key))
 	{
 		key_id(key, id);
-		have = memcmp(id, p, KEY_ID_BYTES) == 0;
+		have = memcmp(id, p + at, KEY_ID_BYTES) == 0;
 	}
 	if (!have)
 	{
@@ -225,11 +255,11 @@ sp_unseal(bytea *sealed, size_t *len)
 				 errhint("Set secpolicy.key_file (or secpolicy.previous_key_file during a rotation) to the key it was sealed with.")));
 	}
 
-	*len = total - SEAL_OVERHEAD;
+	p += at + KEY_ID_BYTES;
+	boxlen = total - at - KEY_ID_BYTES - crypto_secretbox_NONCEBYTES;
+	*len = boxlen - crypto_secretbox_MACBYTES;
 	plain = palloc(*len + 1);
-	if (crypto_secretbox_open_easy(plain, p + KEY_ID_BYTES + crypto_secretbox_NONCEBYTES,
-								   total - KEY_ID_BYTES - crypto_secretbox_NONCEBYTES,
-								   p + KEY_ID_BYTES, key) != 0)
+	if (crypto_secretbox_open_easy(plain, p + crypto_secretbox_NONCEBYTES, boxlen, p, key) != 0)
 	{
 		sodium_memzero(key, sizeof(key));
 		ereport(ERROR,
@@ -263,15 +293,17 @@ secpolicy_reseal(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(out);
 }
 
-/* sealed_key_id(sealed bytea) returns text: hex id of the key that sealed it */
+/* sealed_key_id(sealed bytea) returns text: hex id of the key that sealed it, or NULL */
 Datum
 secpolicy_sealed_key_id(PG_FUNCTION_ARGS)
 {
 	bytea	   *sealed = PG_GETARG_BYTEA_PP(0);
+	const unsigned char *p = (const unsigned char *) VARDATA_ANY(sealed);
+	int			at = key_id_offset(p, VARSIZE_ANY_EXHDR(sealed));
 
-	if (VARSIZE_ANY_EXHDR(sealed) < KEY_ID_BYTES)
+	if (at < 0)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(hex_id((const unsigned char *) VARDATA_ANY(sealed))));
+	PG_RETURN_TEXT_P(cstring_to_text(hex_id(p + at)));
 }
 
 /* key_status(OUT key_id text, OUT previous_key_id text): which keys are configured */

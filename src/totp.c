@@ -131,13 +131,13 @@ unix_seconds(TimestampTz at)
 
 	if (TIMESTAMP_NOT_FINITE(at))
 		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("TOTP time must be finite")));
 	secs = at / USECS_PER_SEC - (at % USECS_PER_SEC < 0 ? 1 : 0) +
 		((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
 	if (secs < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("TOTP time must not be before 1970-01-01")));
 	return secs;
 }
@@ -224,22 +224,30 @@ Datum
 secpolicy_totp_code(PG_FUNCTION_ARGS)
 {
 	TotpParams	p;
-	size_t		keylen;
-	char	   *key;
+	size_t		keylen = 0;
+	char	   *volatile key = NULL;
 	char		buf[16];
 	int64		step;
-	text	   *result;
+	text	   *volatile result = NULL;
 
 	sp_logfilter_mark_statement();
 
 	totp_params(&p, PG_GETARG_INT32(2), PG_GETARG_INT32(3),
 				text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	step = unix_seconds(PG_GETARG_TIMESTAMPTZ(1)) / p.period;
-	key = decode_secret(PG_GETARG_TEXT_PP(0), &keylen);
-	code_at_step(key, keylen, step, &p, buf);
-	sodium_memzero(key, keylen);
-	result = cstring_to_text(buf);
-	sodium_memzero(buf, sizeof(buf));
+	PG_TRY();
+	{
+		key = decode_secret(PG_GETARG_TEXT_PP(0), &keylen);
+		code_at_step(key, keylen, step, &p, buf);
+		result = cstring_to_text(buf);
+	}
+	PG_FINALLY();
+	{
+		if (key != NULL)
+			sodium_memzero(key, keylen);
+		sodium_memzero(buf, sizeof(buf));
+	}
+	PG_END_TRY();
 	PG_RETURN_TEXT_P(result);
 }
 
@@ -249,13 +257,13 @@ secpolicy_totp_match(PG_FUNCTION_ARGS)
 {
 	TotpParams	p;
 	int			window = PG_GETARG_INT32(3);
-	size_t		keylen;
-	char	   *key;
+	size_t		keylen = 0;
+	char	   *volatile key = NULL;
 	char		code[16];
 	int64		now_secs;
 	int64		matched = 0;
 	bool		replayed;
-	bool		found;
+	volatile bool found = false;
 
 	sp_logfilter_mark_statement();
 
@@ -266,15 +274,19 @@ secpolicy_totp_match(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("TOTP window must be between 0 and %d steps, not %d", MAX_WINDOW, window)));
 	now_secs = unix_seconds(PG_GETARG_TIMESTAMPTZ(2));
-	key = decode_secret(PG_GETARG_TEXT_PP(0), &keylen);
-	if (!normalise_code(PG_GETARG_TEXT_PP(1), p.digits, code))
+	PG_TRY();
 	{
-		sodium_memzero(key, keylen);
-		PG_RETURN_NULL();
+		key = decode_secret(PG_GETARG_TEXT_PP(0), &keylen);
+		if (normalise_code(PG_GETARG_TEXT_PP(1), p.digits, code))
+			found = match_steps(key, keylen, code, now_secs, window, -1, &p, &matched, &replayed);
 	}
-	found = match_steps(key, keylen, code, now_secs, window, -1, &p, &matched, &replayed);
-	sodium_memzero(key, keylen);
-	sodium_memzero(code, sizeof(code));
+	PG_FINALLY();
+	{
+		if (key != NULL)
+			sodium_memzero(key, keylen);
+		sodium_memzero(code, sizeof(code));
+	}
+	PG_END_TRY();
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(matched);
@@ -300,49 +312,62 @@ append_uri_encoded(StringInfo buf, const char *s)
 Datum
 secpolicy_otpauth_uri(PG_FUNCTION_ARGS)
 {
-	char	   *secret = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *account = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *issuer = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	TotpParams	p;
-	StringInfoData buf;
-	size_t		keylen;
-	char	   *key;
-	char	   *canonical;
+	StringInfo	buf;
+	size_t		keylen = 0;
+	char	   *volatile key = NULL;
+	char	   *volatile canonical = NULL;
+	const char *secret;
+	size_t		secretlen;
+	text	   *volatile result = NULL;
 
 	sp_logfilter_mark_statement();
 
 	totp_params(&p, PG_GETARG_INT32(4), PG_GETARG_INT32(5),
 				text_to_cstring(PG_GETARG_TEXT_PP(3)));
-	/* validate the secret, and write it upper-case without spaces or padding */
-	key = decode_secret(PG_GETARG_TEXT_PP(0), &keylen);
-	sodium_memzero(key, keylen);
-	canonical = palloc(strlen(secret) + 1);
-	{
-		size_t		n = 0;
-
-		for (const char *s = secret; *s; s++)
-			if (*s != ' ' && *s != '=')
-				canonical[n++] = pg_ascii_toupper((unsigned char) *s);
-		canonical[n] = '\0';
-	}
 	if (strchr(account, ':') != NULL || strchr(issuer, ':') != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("otpauth account and issuer must not contain a colon")));
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "otpauth://totp/");
-	append_uri_encoded(&buf, issuer);
-	appendStringInfoChar(&buf, ':');
-	append_uri_encoded(&buf, account);
-	appendStringInfo(&buf, "?secret=%s&issuer=", canonical);
-	append_uri_encoded(&buf, issuer);
-	appendStringInfo(&buf, "&algorithm=%s&digits=%d&period=%d",
-					 p.flags == 0 ? "SHA1" : (p.flags == OATH_TOTP_HMAC_SHA256 ? "SHA256" : "SHA512"),
-					 p.digits, p.period);
-	sodium_memzero(secret, strlen(secret));
-	sodium_memzero(canonical, strlen(canonical));
-	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
+	buf = makeStringInfo();
+	PG_TRY();
+	{
+		size_t		n = 0;
+
+		/* validate the secret, and write it upper-case without spaces or padding */
+		key = decode_secret(PG_GETARG_TEXT_PP(0), &keylen);
+		secret = VARDATA_ANY(PG_GETARG_TEXT_PP(0));
+		secretlen = VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0));
+		canonical = palloc(secretlen + 1);
+		for (size_t i = 0; i < secretlen; i++)
+			if (secret[i] != ' ' && secret[i] != '=')
+				canonical[n++] = pg_ascii_toupper((unsigned char) secret[i]);
+		canonical[n] = '\0';
+
+		appendStringInfoString(buf, "otpauth://totp/");
+		append_uri_encoded(buf, issuer);
+		appendStringInfoChar(buf, ':');
+		append_uri_encoded(buf, account);
+		appendStringInfo(buf, "?secret=%s&issuer=", canonical);
+		append_uri_encoded(buf, issuer);
+		appendStringInfo(buf, "&algorithm=%s&digits=%d&period=%d",
+						 p.flags == 0 ? "SHA1" : (p.flags == OATH_TOTP_HMAC_SHA256 ? "SHA256" : "SHA512"),
+						 p.digits, p.period);
+		result = cstring_to_text(buf->data);
+	}
+	PG_FINALLY();
+	{
+		if (key != NULL)
+			sodium_memzero(key, keylen);
+		if (canonical != NULL)
+			sodium_memzero(canonical, strlen(canonical));
+		sodium_memzero(buf->data, buf->maxlen);
+	}
+	PG_END_TRY();
+	PG_RETURN_TEXT_P(result);
 }
 
 /*
@@ -354,37 +379,48 @@ secpolicy_totp_new_secret(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	unsigned char raw[NEW_SECRET_BYTES];
-	char	   *b32 = NULL;
+	char	   *volatile b32 = NULL;
 	size_t		b32len = 0;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
-	int			rc;
-	size_t		n = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "totp_new_secret must return a composite type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	randombytes_buf(raw, sizeof(raw));
-	values[1] = PointerGetDatum(sp_seal(raw, sizeof(raw)));
-	rc = oath_base32_encode((const char *) raw, sizeof(raw), &b32, &b32len);
-	sodium_memzero(raw, sizeof(raw));
-	if (rc != OATH_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
-				 errmsg("base32 encoding failed: %s", oath_strerror(rc))));
-	while (n < b32len && b32[n] != '=')
-		n++;
-	/* out of liboath's malloc'd buffer before anything can raise */
+	PG_TRY();
 	{
-		text	   *t = palloc(VARHDRSZ + n);
+		int			rc;
+		size_t		n = 0;
+		text	   *t;
+		char	   *enc = NULL;
 
+		randombytes_buf(raw, sizeof(raw));
+		values[1] = PointerGetDatum(sp_seal(raw, sizeof(raw)));
+		rc = oath_base32_encode((const char *) raw, sizeof(raw), &enc, &b32len);
+		b32 = enc;
+		if (rc != OATH_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+					 errmsg("base32 encoding failed: %s", oath_strerror(rc))));
+		while (n < b32len && b32[n] != '=')
+			n++;
+		t = palloc(VARHDRSZ + n);
 		SET_VARSIZE(t, VARHDRSZ + n);
 		memcpy(VARDATA(t), b32, n);
-		sodium_memzero(b32, b32len);
-		free(b32);
 		values[0] = PointerGetDatum(t);
 	}
+	PG_FINALLY();
+	{
+		sodium_memzero(raw, sizeof(raw));
+		/* liboath allocates with malloc */
+		if (b32 != NULL)
+		{
+			sodium_memzero(b32, b32len);
+			free(b32);
+		}
+	}
+	PG_END_TRY();
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -403,8 +439,9 @@ secpolicy_totp_verify_sealed(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	bool		nulls[2] = {true, false};
 	char		code[16];
-	size_t		keylen;
-	char	   *key;
+	size_t		keylen = 0;
+	char	   *volatile key = NULL;
+	int64		now_secs;
 	int64		matched = 0;
 	bool		replayed = false;
 
@@ -417,19 +454,28 @@ secpolicy_totp_verify_sealed(PG_FUNCTION_ARGS)
 				text_to_cstring(PG_GETARG_TEXT_PP(7)));
 	if (window < 0 || window > MAX_WINDOW)
 		window = 1;
+	now_secs = unix_seconds(PG_GETARG_TIMESTAMPTZ(2));
 
-	if (normalise_code(PG_GETARG_TEXT_PP(1), p.digits, code))
+	PG_TRY();
 	{
-		key = (char *) sp_unseal(sealed, &keylen);
-		if (match_steps(key, keylen, code, unix_seconds(PG_GETARG_TIMESTAMPTZ(2)), window,
-						PG_GETARG_INT64(3), &p, &matched, &replayed))
+		if (normalise_code(PG_GETARG_TEXT_PP(1), p.digits, code))
 		{
-			nulls[0] = false;
-			values[0] = Int64GetDatum(matched);
+			key = (char *) sp_unseal(sealed, &keylen);
+			if (match_steps(key, keylen, code, now_secs, window, PG_GETARG_INT64(3),
+							&p, &matched, &replayed))
+			{
+				nulls[0] = false;
+				values[0] = Int64GetDatum(matched);
+			}
 		}
-		sodium_memzero(key, keylen);
+	}
+	PG_FINALLY();
+	{
+		if (key != NULL)
+			sodium_memzero(key, keylen);
 		sodium_memzero(code, sizeof(code));
 	}
+	PG_END_TRY();
 	values[1] = BoolGetDatum(replayed);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

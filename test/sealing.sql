@@ -15,7 +15,7 @@
 -- and removed at the end.  Known bugs are asserted last.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(83);
+SELECT plan(87);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = true, max_failed_attempts = 5,
@@ -119,13 +119,14 @@ SELECT pg_temp.put('id_a', key_id) IS NOT NULL AS ok FROM secpolicy.key_status()
 -- --------------------------------------------------------- sealed format -----
 SELECT ok(pg_temp.get('id_a') ~ '^[0-9a-f]{16}$', 'key_status().key_id is 16 hex characters (8 bytes)');
 SELECT is(previous_key_id, NULL, 'no previous key configured') FROM secpolicy.key_status();
-SELECT is(encode(substring(pg_temp.sealed('regress_seal') FROM 1 FOR 8), 'hex'), pg_temp.get('id_a'),
-          'sealed_secret starts with the 8-byte id of the current key');
+SELECT is(get_byte(pg_temp.sealed('regress_seal'), 0), 1, 'sealed_secret starts with the format version, 1');
+SELECT is(encode(substring(pg_temp.sealed('regress_seal') FROM 2 FOR 8), 'hex'), pg_temp.get('id_a'),
+          '... then the 8-byte id of the current key');
 SELECT is(secpolicy.sealed_key_id(pg_temp.sealed('regress_seal')), pg_temp.get('id_a'), 'sealed_key_id() agrees');
-SELECT is(encode(substring(c.pending_secret FROM 1 FOR 8), 'hex'), pg_temp.get('id_a'), 'a pending secret is sealed the same way')
+SELECT is(encode(substring(c.pending_secret FROM 2 FOR 8), 'hex'), pg_temp.get('id_a'), 'a pending secret is sealed the same way')
   FROM secpolicy.totp_credentials c WHERE c.user_id = pg_temp.uid('regress_seal_p');
-SELECT is(length(pg_temp.sealed('regress_seal')), 8 + 24 + 16 + 20, 'length = key id 8 + nonce 24 + MAC 16 + secret 20');
-SELECT isnt(substring(pg_temp.sealed('regress_seal') FROM 9 FOR 24), substring(c.pending_secret FROM 9 FOR 24),
+SELECT is(length(pg_temp.sealed('regress_seal')), 1 + 8 + 24 + 16 + 20, 'length = version 1 + key id 8 + nonce 24 + MAC 16 + secret 20');
+SELECT isnt(substring(pg_temp.sealed('regress_seal') FROM 10 FOR 24), substring(c.pending_secret FROM 10 FOR 24),
             'nonces differ between sealed values')
   FROM secpolicy.totp_credentials c WHERE c.user_id = pg_temp.uid('regress_seal_p');
 SELECT is((secpolicy.totp_verify_sealed(pg_temp.sealed('regress_seal'), pg_temp.code(e1.secret), now(), -1, 1, 6, 30, 'sha1')).step,
@@ -169,22 +170,32 @@ SELECT pg_temp.put('orig', encode(pg_temp.sealed('regress_seal'), 'hex')) IS NOT
 SELECT pg_temp.put('ch', pg_temp.challenge('regress_seal')) IS NOT NULL AS ok \gset
 -- step T+1 is used; the check below uses T+1 too, so a fresh code is needed: rewind the replay guard
 UPDATE secpolicy.totp_credentials SET last_used_step = pg_temp.step(-5) WHERE user_id = pg_temp.uid('regress_seal');
-SELECT pg_temp.flip('regress_seal', 67);
+SELECT pg_temp.flip('regress_seal', 68);
 SELECT throws_ok(format('SELECT * FROM secpolicy.verify_mfa(%L, %L)', pg_temp.get('ch'), pg_temp.code(e1.secret)),
                  'XX001', NULL, 'last byte (ciphertext) flipped: verify_mfa raises XX001') FROM e1;
-SELECT pg_temp.flip('regress_seal', 67);
-SELECT pg_temp.flip('regress_seal', 40);
+SELECT pg_temp.flip('regress_seal', 68);
+SELECT pg_temp.flip('regress_seal', 41);
 SELECT throws_ok(format('SELECT * FROM secpolicy.verify_mfa(%L, %L)', pg_temp.get('ch'), pg_temp.code(e1.secret)),
                  'XX001', NULL, 'a MAC byte flipped: XX001') FROM e1;
-SELECT pg_temp.flip('regress_seal', 40);
-SELECT pg_temp.flip('regress_seal', 12);
+SELECT pg_temp.flip('regress_seal', 41);
+SELECT pg_temp.flip('regress_seal', 13);
 SELECT throws_ok(format('SELECT * FROM secpolicy.verify_mfa(%L, %L)', pg_temp.get('ch'), pg_temp.code(e1.secret)),
                  'XX001', NULL, 'a nonce byte flipped: XX001') FROM e1;
-SELECT pg_temp.flip('regress_seal', 12);
-SELECT pg_temp.flip('regress_seal', 0);
+SELECT pg_temp.flip('regress_seal', 13);
+SELECT pg_temp.flip('regress_seal', 1);
 SELECT throws_ok(format('SELECT * FROM secpolicy.verify_mfa(%L, %L)', pg_temp.get('ch'), pg_temp.code(e1.secret)),
                  '55000', NULL, 'a key-id byte flipped: no configured key fits, 55000') FROM e1;
+SELECT pg_temp.flip('regress_seal', 1);
 SELECT pg_temp.flip('regress_seal', 0);
+SELECT throws_ok(format('SELECT * FROM secpolicy.verify_mfa(%L, %L)', pg_temp.get('ch'), pg_temp.code(e1.secret)),
+                 'XX001', NULL, 'the version byte flipped: an unknown format, XX001') FROM e1;
+SELECT pg_temp.flip('regress_seal', 0);
+-- a value sealed by version 1.0 (no version byte: 68 bytes) still opens
+SELECT is((secpolicy.totp_verify_sealed(substring(pg_temp.sealed('regress_seal') FROM 2), pg_temp.code(e1.secret, 3),
+                                        now(), -1, 3, 6, 30, 'sha1')).step,
+          pg_temp.step(3), 'a value in the format of 1.0 (no version byte) still opens') FROM e1;
+SELECT is(secpolicy.sealed_key_id(substring(pg_temp.sealed('regress_seal') FROM 2)), pg_temp.get('id_a'),
+          'sealed_key_id() reads the key id of a 1.0 value');
 UPDATE secpolicy.totp_credentials SET sealed_secret = substring(sealed_secret FROM 1 FOR 48)
  WHERE user_id = pg_temp.uid('regress_seal');
 SELECT throws_ok(format('SELECT * FROM secpolicy.verify_mfa(%L, %L)', pg_temp.get('ch'), pg_temp.code(e1.secret)),
@@ -279,8 +290,8 @@ SELECT is(a.details->>'resealed' || '/' || (a.details->>'key_id'), '2/' || pg_te
   FROM secpolicy.audit_log a WHERE a.action = 'secrets_resealed' ORDER BY a.id DESC LIMIT 1;
 SELECT is(count(*), 0::bigint, 'afterwards every sealed value carries key B''s id')
   FROM secpolicy.totp_credentials c
- WHERE (c.sealed_secret IS NOT NULL AND encode(substring(c.sealed_secret FROM 1 FOR 8), 'hex') <> pg_temp.get('id_b'))
-    OR (c.pending_secret IS NOT NULL AND encode(substring(c.pending_secret FROM 1 FOR 8), 'hex') <> pg_temp.get('id_b'));
+ WHERE (c.sealed_secret IS NOT NULL AND encode(substring(c.sealed_secret FROM 2 FOR 8), 'hex') <> pg_temp.get('id_b'))
+    OR (c.pending_secret IS NOT NULL AND encode(substring(c.pending_secret FROM 2 FOR 8), 'hex') <> pg_temp.get('id_b'));
 SELECT isnt(encode(pg_temp.sealed('regress_seal'), 'hex'), pg_temp.get('orig'), 'the stored value changed');
 SELECT is(secpolicy.reseal_secrets(), 0, 'a second reseal_secrets changes nothing');
 SET LOCAL secpolicy.previous_key_file = '';

@@ -7,7 +7,7 @@
 -- totp_match: the liboath tst_totp_validate rows with window <= 10 (returns the
 -- matched step), window edges, out-of-range windows; NULL for wrong, malformed
 -- and huge codes; spaces in codes accepted.  Errors: 22023 for an empty or
--- malformed secret, digits, period, algorithm and window out of range; 22008
+-- malformed secret, digits, period, algorithm and window out of range; 22023
 -- for times before 1970 or infinite.  Lower-case and spaced base32 accepted.
 -- otpauth_uri: exact format, percent-encoding, no padding, colon rejected.
 BEGIN;
@@ -151,9 +151,9 @@ SELECT throws_ok(format('SELECT secpolicy.totp_match(%L, %L, to_timestamp(59), %
                (3, 1, 5, 30, 'sha1', 'digits 5'), (4, 1, 9, 30, 'sha1', 'digits 9'),
                (5, 1, 6, 0, 'sha1', 'period 0'), (6, 1, 6, 30, 'whirlpool', 'algorithm whirlpool')) AS v(n, w, d, p, a, label)
  ORDER BY v.n;
-SELECT throws_ok($$SELECT secpolicy.totp_code('JBSWY3DPEHPK3PXP', to_timestamp(-1))$$, '22008', NULL, 'a time before 1970: 22008');
-SELECT throws_ok($$SELECT secpolicy.totp_code('JBSWY3DPEHPK3PXP', 'infinity')$$, '22008', NULL, 'an infinite time: 22008');
-SELECT throws_ok($$SELECT secpolicy.totp_match('JBSWY3DPEHPK3PXP', '123456', '-infinity')$$, '22008', NULL, 'totp_match at -infinity: 22008');
+SELECT throws_ok($$SELECT secpolicy.totp_code('JBSWY3DPEHPK3PXP', to_timestamp(-1))$$, '22023', NULL, 'a time before 1970: 22023');
+SELECT throws_ok($$SELECT secpolicy.totp_code('JBSWY3DPEHPK3PXP', 'infinity')$$, '22023', NULL, 'an infinite time: 22023');
+SELECT throws_ok($$SELECT secpolicy.totp_match('JBSWY3DPEHPK3PXP', '123456', '-infinity')$$, '22023', NULL, 'totp_match at -infinity: 22023');
 SELECT is(secpolicy.totp_code(NULL, now()), NULL, 'NULL secret: NULL (strict)');
 
 -- ---------------------------------------------------------- otpauth_uri -----
