@@ -12,10 +12,15 @@ CREATE TABLE secpolicy.login_attempts (
     success boolean NOT NULL,
     outcome text NOT NULL,
     stage text NOT NULL DEFAULT 'password'
-        CHECK (stage IN ('password', 'mfa', 'change_password'))
 ) PARTITION BY RANGE (attempted_at);
 COMMENT ON TABLE secpolicy.login_attempts IS
     'Every authentication attempt: who (user_id, or NULL for an unknown username kept as typed), from where, and the outcome.';
+-- No CHECK constraint on the parent: every partition must carry the parent's
+-- constraints, so a partition restored from a dump of an older version (with
+-- that version's constraints) could not be attached, or would refuse the
+-- values of a newer one.  Only the extension's own functions write the log.
+COMMENT ON COLUMN secpolicy.login_attempts.stage IS
+    'What was attempted: password (login), mfa (second factor), change_password, reset (a password-reset request), database (a database login).';
 
 -- Internal: the indexes of one partition.  Partitions carry their own indexes
 -- (the parent has none), so that pg_dump restores each daily partition, which
@@ -43,17 +48,60 @@ SELECT pg_catalog.pg_extension_config_dump('secpolicy.login_attempts_id_seq', ''
 
 GRANT SELECT ON secpolicy.login_attempts TO secpolicy_admin;
 
+-- Internal: drop the stage CHECK constraint that partitions made by 1.0 carry
+-- (1.1 records more stages).  The upgrade runs it; after a restore of an older
+-- dump, record_attempt() and create_attempt_partitions() do.  Returns how many
+-- partitions it changed.
+CREATE FUNCTION secpolicy.repair_attempt_partitions() RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    n integer := 0;
+BEGIN
+    FOR c IN SELECT co.conrelid::regclass AS rel, co.conname
+               FROM pg_inherits i JOIN pg_constraint co ON co.conrelid = i.inhrelid
+              WHERE i.inhparent = 'secpolicy.login_attempts'::regclass AND co.contype = 'c'
+                AND co.conname = 'login_attempts_stage_check' AND co.coninhcount = 0
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', c.rel, c.conname);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.repair_attempt_partitions() IS
+    'Internal: drop the stage constraint that attempt partitions of version 1.0 carry.';
+REVOKE ALL ON FUNCTION secpolicy.repair_attempt_partitions() FROM PUBLIC;
+
 -- Internal: append one attempt.  Inputs are cut to a bounded size, so that a
--- megabyte-long username cannot bloat the log.
+-- megabyte-long username cannot bloat the log.  A partition restored from a
+-- dump of 1.0 still refuses the stages 1.1 added: it is repaired once.
 CREATE FUNCTION secpolicy.record_attempt(user_id bigint, username text, client_addr inet,
                                          user_agent text, success boolean, outcome text,
                                          stage text DEFAULT 'password')
     RETURNS void
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    BEGIN
+        INSERT INTO secpolicy.login_attempts AS a
+            (user_id, username, client_addr, user_agent, success, outcome, stage)
+        VALUES (record_attempt.user_id, left(record_attempt.username, 256), record_attempt.client_addr,
+                left(record_attempt.user_agent, 512), record_attempt.success, record_attempt.outcome,
+                record_attempt.stage);
+        RETURN;
+    EXCEPTION WHEN check_violation THEN
+        IF secpolicy.repair_attempt_partitions() = 0 THEN
+            RAISE;
+        END IF;
+    END;
     INSERT INTO secpolicy.login_attempts
         (user_id, username, client_addr, user_agent, success, outcome, stage)
-    VALUES ($1, pg_catalog.left($2, 256), $3, pg_catalog.left($4, 512), $5, $6, $7);
+    VALUES (record_attempt.user_id, left(record_attempt.username, 256), record_attempt.client_addr,
+            left(record_attempt.user_agent, 512), record_attempt.success, record_attempt.outcome,
+            record_attempt.stage);
+END
 $$;
 COMMENT ON FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text) IS
     'Internal: append an attempt to secpolicy.login_attempts.';
@@ -79,6 +127,7 @@ BEGIN
     IF days_ahead IS NULL OR days_ahead < 0 OR days_ahead > 366 THEN
         RAISE EXCEPTION 'days_ahead must be between 0 and 366' USING ERRCODE = '22023';
     END IF;
+    PERFORM secpolicy.repair_attempt_partitions();
     d := coalesce(from_day, today);
     WHILE d <= today + days_ahead LOOP
         name := 'login_attempts_p' || pg_catalog.to_char(d, 'YYYYMMDD');

@@ -6,3 +6,13 @@
 -- audit rows that collided with the restored audit log.
 DROP TRIGGER incident_notify ON secpolicy.incidents;
 DROP FUNCTION secpolicy.incident_notify();
+
+-- The attempt log records more stages (reset requests, database logins), and
+-- its parent carries no CHECK constraint any more: each partition must hold
+-- the parent's constraints, so a partition restored from an older dump could
+-- not be attached.  The daily partitions made by 1.0 hold their own copy of
+-- the constraint, which the repair drops once the parent's is gone.
+ALTER TABLE secpolicy.login_attempts DROP CONSTRAINT login_attempts_stage_check;
+-- @after-replay
+SELECT secpolicy.repair_attempt_partitions();
+-- @before-replay
