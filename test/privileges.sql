@@ -121,7 +121,7 @@ SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
               'secpolicy.token_digest(text)', 'secpolicy.refresh_dummy_hash()', 'secpolicy.audit(text,bigint,text,text,jsonb)',
               'secpolicy.create_user(text,text,boolean)', 'secpolicy.disable_user(text,text)', 'secpolicy.admin_set_password(text,text,text)',
               'secpolicy.import_password_hash(text,text,text)', 'secpolicy.hash_stats()',
-              'secpolicy.guess_begin(text,integer,integer,text)', 'secpolicy.guess_end(text)', 'secpolicy.guess_clear(text)',
+              'secpolicy.guess_check(text,integer,integer,text)', 'secpolicy.guess_end(text)', 'secpolicy.guess_clear(text)',
               'secpolicy.may_guess(bigint,integer,boolean)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)']) f
             WHERE has_function_privilege('secpolicy_app', f::regprocedure, 'EXECUTE')),
           NULL, 'app: no EXECUTE on internal or admin functions');

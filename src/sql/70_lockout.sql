@@ -11,14 +11,14 @@
 
 -- The ledger of guesses in shared memory (src/ledger.c; active when secpolicy
 -- is in shared_preload_libraries): a caller's ROLLBACK cannot erase what it
--- counts.  Keys: 'u:<user id>' for accounts, 'n:<lower-cased name>' for
--- unknown usernames.
-CREATE FUNCTION secpolicy.guess_begin(key text, lim integer, committed integer, label text) RETURNS boolean
-    AS 'MODULE_PATHNAME', 'secpolicy_guess_begin'
+-- counts.  Keys: 'u:<user id>' for accounts, 'r:<reset id>' for reset tokens,
+-- 'n:<lower-cased name>' for unknown usernames.
+CREATE FUNCTION secpolicy.guess_check(key text, lim integer, committed integer, label text) RETURNS text
+    AS 'MODULE_PATHNAME', 'secpolicy_guess_check'
     LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION secpolicy.guess_begin(text, integer, integer, text) IS
-    'Internal: count a guess in the shared-memory ledger before it is evaluated; false at the limit.';
-REVOKE ALL ON FUNCTION secpolicy.guess_begin(text, integer, integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION secpolicy.guess_check(text, integer, integer, text) IS
+    'Internal: count a guess in the shared-memory ledger before it is evaluated: ok; limit (at the failure limit); full (no room: refused).';
+REVOKE ALL ON FUNCTION secpolicy.guess_check(text, integer, integer, text) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.guess_end(key text) RETURNS void
     AS 'MODULE_PATHNAME', 'secpolicy_guess_end'
@@ -41,6 +41,15 @@ COMMENT ON FUNCTION secpolicy.ledger_active() IS
     'Is the shared-memory ledger of guesses in use (secpolicy in shared_preload_libraries)?';
 REVOKE ALL ON FUNCTION secpolicy.ledger_active() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.ledger_active() TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.ledger_status(OUT active boolean, OUT size integer, OUT used integer,
+                                        OUT pinned integer)
+    AS 'MODULE_PATHNAME', 'secpolicy_ledger_status'
+    LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION secpolicy.ledger_status() IS
+    'How full the guess ledger is: entries in use, and pinned ones (holding guesses a caller rolled back; when a neighbourhood is all pinned, guesses there are refused).';
+REVOKE ALL ON FUNCTION secpolicy.ledger_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.ledger_status() TO secpolicy_admin;
 
 -- Internal: lock an account out (its row locked by the caller): a reset is
 -- required, its sessions end, and the lockout is audited and announced.
@@ -68,7 +77,9 @@ REVOKE ALL ON FUNCTION secpolicy.lock_account(bigint) FROM PUBLIC;
 -- limit already (or the account needs a reset anyway, for the second-factor
 -- flows); 'lockout' when the ledger (active with shared_preload_libraries),
 -- where rolled-back failures still count, reaches it: the account is locked
--- out now.  The answer is also the outcome to record.
+-- out now; 'ledger_full' when the ledger has no room to count the guess
+-- (refused, the account stays as it is).  The answer is also the outcome to
+-- record.
 CREATE FUNCTION secpolicy.may_guess(user_id bigint, failed integer, reset_required boolean DEFAULT false)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -79,15 +90,19 @@ BEGIN
     IF user_id IS NULL OR failed IS NULL OR failed >= lim OR coalesce(reset_required, true) THEN
         RETURN 'locked';
     END IF;
-    IF NOT secpolicy.guess_begin('u:' || user_id, lim, failed, 'account ' || user_id) THEN
-        PERFORM secpolicy.lock_account(user_id);
-        RETURN 'lockout';
-    END IF;
-    RETURN 'ok';
+    CASE secpolicy.guess_check('u:' || user_id, lim, failed, 'account ' || user_id)
+        WHEN 'ok' THEN
+            RETURN 'ok';
+        WHEN 'limit' THEN
+            PERFORM secpolicy.lock_account(user_id);
+            RETURN 'lockout';
+        ELSE
+            RETURN 'ledger_full';
+    END CASE;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.may_guess(bigint, integer, boolean) IS
-    'Internal: ok, or locked / lockout when the account is at the failure limit (in the table, or now in the ledger).';
+    'Internal: ok, or locked / lockout when the account is at the failure limit (in the table, or now in the ledger), or ledger_full.';
 REVOKE ALL ON FUNCTION secpolicy.may_guess(bigint, integer, boolean) FROM PUBLIC;
 
 -- Internal: count a failed guess on an account whose row the caller has
@@ -150,13 +165,18 @@ BEGIN
     IF n >= lim THEN
         RETURN 'reset_required';
     END IF;
-    IF NOT secpolicy.guess_begin('n:' || k, lim, n, 'an unknown username') THEN
-        -- rolled-back failures reached the limit, as for an account
-        UPDATE secpolicy.unknown_user_failures f SET failed_attempts = lim, last_failed_at = now()
-         WHERE f.username_key = k;
-        PERFORM secpolicy.lockout_event(NULL, unknown_user_attempt.username);
-        RETURN 'reset_required';
-    END IF;
+    CASE secpolicy.guess_check('n:' || k, lim, n, 'an unknown username')
+        WHEN 'ok' THEN
+            NULL;
+        WHEN 'limit' THEN
+            -- rolled-back failures reached the limit, as for an account
+            UPDATE secpolicy.unknown_user_failures f SET failed_attempts = lim, last_failed_at = now()
+             WHERE f.username_key = k;
+            PERFORM secpolicy.lockout_event(NULL, unknown_user_attempt.username);
+            RETURN 'reset_required';
+        ELSE
+            RETURN 'reset_required';    -- no room in the ledger: refused, as for an account
+    END CASE;
     PERFORM secpolicy.verify_password(unknown_user_attempt.password, d.hash) FROM secpolicy.dummy_hash d;
     UPDATE secpolicy.unknown_user_failures f
        SET failed_attempts = n + 1, last_failed_at = now()

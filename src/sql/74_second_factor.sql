@@ -171,7 +171,8 @@ BEGIN
     IF outcome <> 'ok' THEN
         UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = c.user_id AND x.id = c.id;
         PERFORM secpolicy.record_attempt(u.id, u.username, addr, c.user_agent, false, outcome, 'mfa');
-        RETURN ROW(CASE WHEN outcome IN ('locked', 'lockout') THEN 'reset_required' ELSE 'expired_challenge' END,
+        RETURN ROW(CASE WHEN outcome IN ('locked', 'lockout', 'ledger_full') THEN 'reset_required'
+                        ELSE 'expired_challenge' END,
                    NULL, NULL)::secpolicy.mfa_result;
     END IF;
 

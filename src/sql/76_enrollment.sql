@@ -121,7 +121,8 @@ BEGIN
     IF refusal <> 'ok' THEN
         UPDATE secpolicy.mfa_challenges x SET used_at = now() WHERE x.user_id = u.id AND x.id = ch.id;
         PERFORM secpolicy.record_attempt(u.id, u.username, ch.client_addr, ch.user_agent, false, refusal, 'mfa');
-        RETURN ROW(CASE WHEN refusal IN ('locked', 'lockout') THEN 'reset_required' ELSE 'expired_challenge' END,
+        RETURN ROW(CASE WHEN refusal IN ('locked', 'lockout', 'ledger_full') THEN 'reset_required'
+                        ELSE 'expired_challenge' END,
                    NULL, NULL)::secpolicy.enrollment_result;
     END IF;
     IF c.pending_secret IS NOT NULL THEN

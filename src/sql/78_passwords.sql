@@ -169,11 +169,16 @@ BEGIN
     -- used this password before" tells whether a guess was the current one,
     -- so those answers are counted against the token (and, when the ledger
     -- is active, in shared memory, where a rollback cannot erase them)
-    IF NOT secpolicy.guess_begin('r:' || r.id, (SELECT p.max_failed_attempts FROM secpolicy.policy p),
-                                 r.reuse_rejections, 'reset token ' || r.id) THEN
-        UPDATE secpolicy.password_resets x SET revoked_at = now() WHERE x.user_id = r.user_id AND x.id = r.id;
-        RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
-    END IF;
+    CASE secpolicy.guess_check('r:' || r.id, (SELECT p.max_failed_attempts FROM secpolicy.policy p),
+                               r.reuse_rejections, 'reset token ' || r.id)
+        WHEN 'ok' THEN
+            NULL;
+        WHEN 'limit' THEN
+            UPDATE secpolicy.password_resets x SET revoked_at = now() WHERE x.user_id = r.user_id AND x.id = r.id;
+            RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
+        ELSE
+            RETURN ROW('invalid_token', NULL)::secpolicy.password_result;  -- no room in the ledger
+    END CASE;
     broken := secpolicy.try_set_password(u.id, reset_password.new_password);
     IF 'reused_password' = ANY (broken) THEN
         UPDATE secpolicy.password_resets x
