@@ -307,6 +307,8 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 	SpPolicy	policy;
 	HeapTuple	result;
 
+	/* a write of password_hash may carry a password in clear: keep it out of the log */
+	sp_logfilter_mark_statement();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 

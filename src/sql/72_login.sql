@@ -55,6 +55,14 @@ COMMENT ON FUNCTION secpolicy.mark_statement() IS
     'Internal: mark the running statement as carrying a secret, for the log redaction.';
 REVOKE ALL ON FUNCTION secpolicy.mark_statement() FROM PUBLIC;
 
+CREATE FUNCTION secpolicy.redacted_functions() RETURNS text[]
+    AS 'MODULE_PATHNAME', 'secpolicy_redacted_functions'
+    LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION secpolicy.redacted_functions() IS
+    'The function names whose calls the log redaction hides: the extension''s own and those of secpolicy.redact_functions (wrappers that call them directly are found by reading their bodies).';
+REVOKE ALL ON FUNCTION secpolicy.redacted_functions() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.redacted_functions() TO secpolicy_admin;
+
 -- Internal: the password check that login() and change_password() share.
 -- It locks the account row (FOR UPDATE: concurrent guesses on one account
 -- queue here), answers an unknown name exactly as a real one, refuses at the
