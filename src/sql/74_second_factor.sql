@@ -71,7 +71,7 @@ REVOKE ALL ON FUNCTION secpolicy.check_second_factor(bigint, text) FROM PUBLIC;
 -- record it (outcome invalid_code or replayed_code, or lockout at the limit)
 -- and return the status to answer: invalid_code or reset_required.
 CREATE FUNCTION secpolicy.code_failure(user_id bigint, username text, outcome text,
-                                       client_addr inet, user_agent text)
+                                       client_addr inet, user_agent text, stage text DEFAULT 'mfa')
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -81,13 +81,13 @@ BEGIN
     PERFORM secpolicy.record_attempt(code_failure.user_id, code_failure.username, code_failure.client_addr,
                                      code_failure.user_agent, false,
                                      CASE st WHEN 'reset_required' THEN 'lockout' ELSE code_failure.outcome END,
-                                     'mfa');
+                                     code_failure.stage);
     RETURN CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text) IS
+COMMENT ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text, text) IS
     'Internal: count and record a wrong second-factor code; returns invalid_code or reset_required.';
-REVOKE ALL ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text, text) FROM PUBLIC;
 
 -- Internal: find a live challenge by token, or NULL.  It locks the account
 -- first and the challenge second, the order of everything else that touches

@@ -64,9 +64,16 @@ COMMENT ON FUNCTION secpolicy.revoke_reset_tokens(bigint) IS
     'Internal: revoke the live password-reset tokens of a user.';
 REVOKE ALL ON FUNCTION secpolicy.revoke_reset_tokens(bigint) FROM PUBLIC;
 
+-- Changing a password takes the current one and, for an account with a second
+-- factor, that factor too: a session that passed it (session_token) or a code
+-- (mfa_code, a TOTP or recovery code), so that a stolen password alone can
+-- neither replace the password nor end the owner's sessions.  The new
+-- password's rules are checked before the code is spent; a wrong code counts
+-- as a failure.
 CREATE FUNCTION secpolicy.change_password(username text, old_password text, new_password text,
                                           client_addr inet DEFAULT NULL,
-                                          session_token text DEFAULT NULL)
+                                          session_token text DEFAULT NULL,
+                                          mfa_code text DEFAULT NULL)
     RETURNS secpolicy.password_result
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -76,6 +83,8 @@ DECLARE
                                        change_password.client_addr, NULL, 'change_password');
     broken text[];
     keep bigint;
+    keep_mfa boolean := false;
+    factor text;
 BEGIN
     IF a.status <> 'password_ok' THEN
         RETURN ROW(a.status, NULL)::secpolicy.password_result;
@@ -90,16 +99,61 @@ BEGIN
         RETURN ROW('reset_required', NULL)::secpolicy.password_result;
     END IF;
 
+    -- the session the change is made from (if given and live) stays; it proves
+    -- the second factor when it was opened with it
+    SELECT s.id, s.mfa INTO keep, keep_mfa FROM secpolicy.sessions s
+     WHERE change_password.session_token IS NOT NULL AND length(change_password.session_token) <= 128
+       AND s.token_digest = secpolicy.token_digest(change_password.session_token)
+       AND s.user_id = u.id AND s.ended_at IS NULL
+       AND (secpolicy.session_touch(change_password.session_token)).status = 'active';
+
+    -- the rules first (history is checked when the password is set), so that a
+    -- rejected password does not spend a code
+    broken := secpolicy.password_violations(change_password.new_password, u.username);
+    IF change_password.new_password IS NULL OR change_password.new_password = '' THEN
+        broken := ARRAY['too_short'];
+    END IF;
+    IF cardinality(broken) > 0 THEN
+        RETURN ROW('rejected', broken)::secpolicy.password_result;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM secpolicy.totp_credentials c WHERE c.user_id = u.id AND c.confirmed_at IS NOT NULL)
+       AND NOT coalesce(keep_mfa, false) THEN
+        IF change_password.mfa_code IS NULL THEN
+            PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                             false, 'mfa_required', 'change_password');
+            RETURN ROW('mfa_required', NULL)::secpolicy.password_result;
+        END IF;
+        factor := secpolicy.may_guess(u.id, u.failed_attempts, u.reset_required);
+        IF factor <> 'ok' THEN
+            PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                             false, factor, 'change_password');
+            RETURN ROW('reset_required', NULL)::secpolicy.password_result;
+        END IF;
+        factor := secpolicy.check_second_factor(u.id, change_password.mfa_code);
+        IF factor IN ('invalid_code', 'replayed_code') THEN
+            IF factor = 'replayed_code' THEN
+                PERFORM secpolicy.audit('totp_replay_rejected', u.id, u.username);
+            END IF;
+            RETURN ROW(secpolicy.code_failure(u.id, u.username, factor, change_password.client_addr, NULL,
+                                              'change_password'),
+                       NULL)::secpolicy.password_result;
+        END IF;
+        PERFORM secpolicy.guess_end('u:' || u.id);
+        IF factor = 'recovery_code' THEN
+            PERFORM secpolicy.audit('recovery_code_used', u.id, u.username, NULL,
+                                    jsonb_build_object('remaining',
+                                        (SELECT count(*) FROM secpolicy.recovery_codes r
+                                          WHERE r.user_id = u.id AND r.used_at IS NULL)));
+        END IF;
+    END IF;
+
     broken := secpolicy.try_set_password(u.id, change_password.new_password);
     IF cardinality(broken) > 0 THEN
         RETURN ROW('rejected', broken)::secpolicy.password_result;
     END IF;
 
-    -- other sessions end; the one the change was made from (if given and live) stays
-    SELECT s.id INTO keep FROM secpolicy.sessions s
-     WHERE change_password.session_token IS NOT NULL AND length(change_password.session_token) <= 128
-       AND s.token_digest = secpolicy.token_digest(change_password.session_token)
-       AND s.user_id = u.id AND s.ended_at IS NULL;
+    -- other sessions end; the one the change was made from stays
     PERFORM secpolicy.end_sessions(u.id, 'password_changed', keep);
     PERFORM secpolicy.revoke_reset_tokens(u.id);
     PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
@@ -108,10 +162,10 @@ BEGIN
     RETURN ROW('ok', '{}'::text[])::secpolicy.password_result;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text) IS
-    'Changes a password given the current one (expired passwords included); other sessions of the user end.';
-REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) IS
+    'Changes a password given the current one and, for an account with a second factor, a session opened with it or a code (expired passwords included); other sessions of the user end.';
+REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) TO secpolicy_app;
 
 CREATE FUNCTION secpolicy.request_password_reset(username text, client_addr inet DEFAULT NULL)
     RETURNS text

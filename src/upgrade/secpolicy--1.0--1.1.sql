@@ -21,3 +21,8 @@ SELECT secpolicy.repair_attempt_partitions();
 -- limit from a ledger without room; guess_begin() stays in the library for
 -- databases still at 1.0.
 DROP FUNCTION secpolicy.guess_begin(text, integer, integer, text);
+
+-- change_password() takes the second factor (mfa_code) and code_failure()
+-- the stage to record: new trailing parameters, so the old signatures go.
+DROP FUNCTION secpolicy.change_password(text, text, text, inet, text);
+DROP FUNCTION secpolicy.code_failure(bigint, text, text, inet, text);

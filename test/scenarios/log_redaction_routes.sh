@@ -155,7 +155,7 @@ off=$(log_offset)
 psql -X -q -At -d "$db" -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
     -c "SET auto_explain.log_verbose = on" -c "SET auto_explain.log_nested_statements = on" \
     -c "SELECT status FROM secpolicy.login('bob', '$(sec a1)', NULL, 'auto-explain')" >/dev/null 2>&1
-is "$(route "$off" auto-explain "$(needle a1)")|$(log_since "$off" | grep -c 'duration: .* ms  \[redacted by secpolicy\]' | awk '{print ($1 > 0)}')" \
+is "$(route "$off" auto-explain "$(needle a1)")|$(log_since "$off" | grep -c 'duration: .* ms  plan: \[redacted by secpolicy\]' | awk '{print ($1 > 0)}')" \
    "1||1" "auto_explain with log_verbose: the plan (and its constants) is not logged; the duration is"
 
 # --- a deadlock report names the other backend's statement --------------------------------------
