@@ -52,13 +52,29 @@ SELECT pg_catalog.pg_extension_config_dump('secpolicy.password_resets_id_seq', '
 GRANT SELECT (user_id, id, requested_at, requested_addr, expires_at, used_at, revoked_at)
     ON secpolicy.password_resets TO secpolicy_admin;
 
+-- Requests for unknown or disabled accounts write a row here instead of a
+-- token, so that they cost what a real request costs (same answer, same
+-- time, like login).  Nothing reads it; maintain() empties it.  Not dumped.
+CREATE TABLE secpolicy.reset_decoys (
+    id bigserial PRIMARY KEY,
+    token_digest bytea NOT NULL UNIQUE,
+    requested_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    requested_addr inet,
+    expires_at timestamptz NOT NULL
+);
+COMMENT ON TABLE secpolicy.reset_decoys IS
+    'Internal: the writes that requests for unknown or disabled accounts make, so that they take as long as real ones.';
+
 -- Internal: revoke a user's live reset tokens; whatever changes or locks the
 -- password (a new request, a change, an admin, disabling) calls it.
 CREATE FUNCTION secpolicy.revoke_reset_tokens(user_id bigint) RETURNS void
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- PL/pgSQL keeps the plan across calls (an SQL function is planned at each)
     UPDATE secpolicy.password_resets r SET revoked_at = now()
-     WHERE r.user_id = $1 AND r.used_at IS NULL AND r.revoked_at IS NULL;
+     WHERE r.user_id = revoke_reset_tokens.user_id AND r.used_at IS NULL AND r.revoked_at IS NULL;
+END
 $$;
 COMMENT ON FUNCTION secpolicy.revoke_reset_tokens(bigint) IS
     'Internal: revoke the live password-reset tokens of a user.';
@@ -167,33 +183,52 @@ COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text
 REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) TO secpolicy_app;
 
+-- The answer for an unknown or disabled account is NULL, and costs what an
+-- existing account's costs: a token is made and digested, a row written
+-- (a decoy) and the request recorded in the attempt log (stage reset) either
+-- way, so both take the same statements and both commits wait for a WAL flush.
 CREATE FUNCTION secpolicy.request_password_reset(username text, client_addr inet DEFAULT NULL)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     u secpolicy.users;
-    token text;
+    token text := secpolicy.random_token('spr');
+    digest bytea := secpolicy.token_digest(token);
 BEGIN
     IF request_password_reset.username IS NULL OR request_password_reset.username = '' THEN
+        PERFORM secpolicy.record_attempt(NULL, request_password_reset.username, request_password_reset.client_addr,
+                                         NULL, false, 'invalid_input', 'reset');
         RETURN NULL;
     END IF;
     SELECT * INTO u FROM secpolicy.users x
      WHERE lower(x.username) = lower(request_password_reset.username) FOR UPDATE;
     IF NOT FOUND OR u.disabled_at IS NOT NULL THEN
+        -- the same statements as below, on a decoy: the previous decoy stands
+        -- for the account's row lock and its previous token
+        UPDATE secpolicy.reset_decoys d SET expires_at = now()
+         WHERE d.id = (SELECT max(x.id) FROM secpolicy.reset_decoys x);
+        PERFORM secpolicy.revoke_reset_tokens(NULL);
+        INSERT INTO secpolicy.reset_decoys (token_digest, requested_addr, expires_at)
+        VALUES (digest, request_password_reset.client_addr,
+                now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
+        PERFORM secpolicy.record_attempt(u.id, request_password_reset.username, request_password_reset.client_addr,
+                                         NULL, false, CASE WHEN u.id IS NULL THEN 'unknown_user' ELSE 'disabled' END,
+                                         'reset');
         RETURN NULL;
     END IF;
     -- a new token replaces any live one
     PERFORM secpolicy.revoke_reset_tokens(u.id);
-    token := secpolicy.random_token('spr');
     INSERT INTO secpolicy.password_resets (user_id, token_digest, requested_addr, expires_at)
-    VALUES (u.id, secpolicy.token_digest(token), request_password_reset.client_addr,
+    VALUES (u.id, digest, request_password_reset.client_addr,
             now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
+    PERFORM secpolicy.record_attempt(u.id, request_password_reset.username, request_password_reset.client_addr,
+                                     NULL, true, 'reset_requested', 'reset');
     RETURN token;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.request_password_reset(text, inet) IS
-    'A single-use reset token to deliver to the account''s owner out of band; NULL for an unknown or disabled user.';
+    'A single-use reset token to deliver to the account''s owner out of band; NULL (in the same time) for an unknown or disabled user.';
 REVOKE ALL ON FUNCTION secpolicy.request_password_reset(text, inet) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.request_password_reset(text, inet) TO secpolicy_app;
 
