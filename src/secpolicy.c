@@ -28,6 +28,7 @@ _PG_init(void)
 	sp_trigger_init();
 	sp_totp_init();
 	sp_seal_init();
+	sp_session_init();
 	sp_ledger_init();
 	sp_logfilter_init();
 }

@@ -68,6 +68,8 @@ extern int	sp_verify_password_form(const char *hash, size_t hashlen,
 #define SP_MATCH			1	/* the hash is of the NFKC form */
 #define SP_MATCH_RECEIVED	2	/* only the bytes as received match */
 extern bool sp_hash_is_argon2id(const char *hash, size_t hashlen);
+extern bool sp_hash_cost_allowed(const char *hash, size_t hashlen);
+extern int	sp_max_hash_work(void);
 
 /* normalize.c */
 extern char *sp_password_nfkc(const char *password, size_t len, size_t *outlen);
@@ -95,6 +97,9 @@ extern void sp_totp_init(void);
 extern void sp_seal_init(void);
 extern bytea *sp_seal(const unsigned char *plain, size_t len);
 extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
+
+/* session.c */
+extern void sp_session_init(void);
 
 /* ledger.c */
 extern void sp_ledger_init(void);

@@ -13,9 +13,10 @@
  * secpolicy.session_mark(), a SECURITY DEFINER SQL function with a pinned
  * search_path, called through fmgr.
  *
- * The proven session lives in backend memory, tagged with the local
- * transaction id that set it, so it vanishes when the transaction ends and
- * cannot be forged with SET (a custom setting could be).
+ * The proven session lives in backend memory and is forgotten when the
+ * transaction that proved it ends (a transaction callback), so it cannot
+ * outlive it, whatever the count of transactions, and cannot be forged with
+ * SET (a custom setting could be).
  */
 #include "postgres.h"
 
@@ -33,7 +34,6 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "storage/lmgr.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -56,7 +56,6 @@ PG_FUNCTION_INFO_V1(secpolicy_current_session_id);
 
 static int64 current_user_id = 0;
 static int64 current_session_id = 0;
-static LocalTransactionId current_lxid = InvalidLocalTransactionId;
 
 /* What session_touch reads of a session row. */
 typedef struct SessionRow
@@ -77,24 +76,28 @@ typedef struct SessionPolicy
 	Interval   *touch_interval;
 } SessionPolicy;
 
-/* This backend's local transaction id (its place moved in PostgreSQL 17). */
-static LocalTransactionId
-local_xid(void)
-{
-#if PG_VERSION_NUM >= 170000
-	return MyProc->vxid.lxid;
-#else
-	return MyProc->lxid;
-#endif
-}
-
 /* Remember (or, with user_id 0, forget) the session proven in this transaction. */
 static void
 set_current(int64 user_id, int64 session_id)
 {
 	current_user_id = user_id;
 	current_session_id = session_id;
-	current_lxid = user_id != 0 ? local_xid() : InvalidLocalTransactionId;
+}
+
+/* The end of a transaction ends what it proved. */
+static void
+session_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		set_current(0, 0);
+}
+
+/* Register the transaction callback, once per backend. */
+void
+sp_session_init(void)
+{
+	RegisterXactCallback(session_xact_callback, NULL);
 }
 
 /* OID of relation secpolicy.<name>; raises if the extension is not installed. */
@@ -315,11 +318,11 @@ secpolicy_set_current_session(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Is the remembered session from this transaction? */
+/* Has this transaction proven a session? */
 static bool
 current_valid(void)
 {
-	return current_lxid != InvalidLocalTransactionId && current_lxid == local_xid();
+	return current_user_id != 0;
 }
 
 /* current_session_user() returns bigint: the user of the session touched in this transaction */

@@ -584,6 +584,19 @@ secpolicy_write_password(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("mode must be 'plaintext', 'temporary', 'rehash' or 'import'")));
 
+	if (newmode == SP_WRITE_IMPORT && datum_is_argon2id(PointerGetDatum(value)))
+	{
+		size_t		len;
+		char	   *hash = sp_text_cstring(value, &len);
+
+		if (!sp_hash_cost_allowed(hash, len))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the hash's cost exceeds secpolicy.max_hash_work"),
+					 errdetail("Its memory in MiB times its passes is larger than %d and than the policy's own.",
+							   sp_max_hash_work()),
+					 errhint("A superuser may raise secpolicy.max_hash_work for the import.")));
+	}
 	if ((newmode == SP_WRITE_REHASH || newmode == SP_WRITE_IMPORT) &&
 		!datum_is_argon2id(PointerGetDatum(value)))
 		ereport(ERROR,

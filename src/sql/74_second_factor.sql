@@ -7,21 +7,24 @@ COMMENT ON TYPE secpolicy.mfa_result IS
 -- Internal: a second-factor code as typed, in NFKC in a UTF-8 database
 -- (digits and letters from a full-width keyboard or an input method are the
 -- ASCII ones), without spaces and hyphens.  Codes are short: input of more
--- than 256 bytes is not normalised.
+-- than 256 bytes is no code at all (NULL), and is not looked at further.
 CREATE FUNCTION secpolicy.compact_code(code text) RETURNS text
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c text := coalesce(compact_code.code, '');
 BEGIN
-    IF octet_length(c) <= 256 AND octet_length(c) > length(c) AND getdatabaseencoding() = 'UTF8' THEN
+    IF octet_length(c) > 256 THEN
+        RETURN NULL;
+    END IF;
+    IF octet_length(c) > length(c) AND getdatabaseencoding() = 'UTF8' THEN
         c := normalize(c, NFKC);
     END IF;
     RETURN regexp_replace(c, '[[:space:]-]', '', 'g');
 END
 $$;
 COMMENT ON FUNCTION secpolicy.compact_code(text) IS
-    'Internal: a second-factor code without spaces and hyphens, in NFKC in a UTF-8 database.';
+    'Internal: a second-factor code without spaces and hyphens, in NFKC in a UTF-8 database; NULL for more than 256 bytes.';
 REVOKE ALL ON FUNCTION secpolicy.compact_code(text) FROM PUBLIC;
 
 -- Internal: check a second-factor code (TOTP, or a recovery code) for a user
@@ -37,7 +40,7 @@ DECLARE
     m record;
     compact text := secpolicy.compact_code(check_second_factor.code);
 BEGIN
-    IF length(compact) > 64 THEN
+    IF compact IS NULL OR length(compact) > 64 THEN
         RETURN 'invalid_code';
     END IF;
     IF compact ~ '^[0-9]{6,8}$' THEN

@@ -149,7 +149,8 @@ BEGIN
                         OR (i.regulator_notified_at IS NULL AND now() <= i.detected_at + interval '72 hours')))
         UNION ALL
         SELECT 'Second-factor secrets are encrypted at rest',
-               coalesce('key ' || key, 'no key configured'), 'every secret sealed under the current key',
+               CASE WHEN key IS NULL THEN 'no key configured' ELSE 'a sealing key is configured' END,
+               'every secret sealed under the current key',
                key IS NOT NULL,
                (SELECT count(*) FROM secpolicy.totp_credentials t WHERE t.sealed_secret IS NOT NULL),
                (SELECT count(*) FROM secpolicy.totp_credentials t

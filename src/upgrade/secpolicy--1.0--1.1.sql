@@ -26,3 +26,19 @@ DROP FUNCTION secpolicy.guess_begin(text, integer, integer, text);
 -- the stage to record: new trailing parameters, so the old signatures go.
 DROP FUNCTION secpolicy.change_password(text, text, text, inet, text);
 DROP FUNCTION secpolicy.code_failure(bigint, text, text, inet, text);
+
+-- The session timeouts are bounded (a year), so that no session deadline
+-- overflows the timestamp range (session_touch raised 22008 for every session
+-- once session_max_lifetime was huge).  Longer settings are cut to the bound
+-- first (an audited policy change).
+UPDATE secpolicy.policy
+   SET session_idle_timeout = least(session_idle_timeout, interval '366 days'),
+       session_max_lifetime = least(session_max_lifetime, interval '366 days')
+ WHERE session_idle_timeout > interval '366 days' OR session_max_lifetime > interval '366 days';
+ALTER TABLE secpolicy.policy
+    DROP CONSTRAINT policy_session_idle_timeout_check,
+    ADD CONSTRAINT policy_session_idle_timeout_check
+        CHECK (session_idle_timeout > interval '0' AND session_idle_timeout <= interval '366 days'),
+    DROP CONSTRAINT policy_session_max_lifetime_check,
+    ADD CONSTRAINT policy_session_max_lifetime_check
+        CHECK (session_max_lifetime > interval '0' AND session_max_lifetime <= interval '366 days');
