@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 
 #include <sodium.h>
 
@@ -31,4 +32,8 @@ _PG_init(void)
 	sp_session_init();
 	sp_ledger_init();
 	sp_logfilter_init();
+#if PG_VERSION_NUM >= 150000
+	/* every secpolicy.* setting is defined above: a misspelt one is an error */
+	MarkGUCPrefixReserved("secpolicy");
+#endif
 }

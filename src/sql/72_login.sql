@@ -84,6 +84,7 @@ DECLARE
 BEGIN
     -- the statement carries a password: keep it out of the log, whatever the answer
     PERFORM secpolicy.mark_statement();
+    PERFORM secpolicy.require_writable(CASE authenticate.stage WHEN 'password' THEN 'login' ELSE authenticate.stage END);
     status := 'invalid_credentials';
     IF authenticate.username IS NULL OR authenticate.username = '' OR authenticate.password IS NULL THEN
         PERFORM secpolicy.record_attempt(NULL, authenticate.username, authenticate.client_addr,

@@ -152,6 +152,7 @@ CREATE FUNCTION secpolicy.verify_mfa(challenge_token text, code text, client_add
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('verify_mfa');
     c secpolicy.mfa_challenges := secpolicy.find_challenge(verify_mfa.challenge_token, 'verify');
     u secpolicy.users;
     addr inet;

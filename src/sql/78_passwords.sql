@@ -192,6 +192,7 @@ CREATE FUNCTION secpolicy.request_password_reset(username text, client_addr inet
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('request_password_reset');
     u secpolicy.users;
     token text := secpolicy.random_token('spr');
     digest bytea := secpolicy.token_digest(token);
@@ -237,6 +238,7 @@ CREATE FUNCTION secpolicy.reset_password(reset_token text, new_password text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('reset_password');
     r secpolicy.password_resets;
     u secpolicy.users;
     broken text[];
