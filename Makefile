@@ -18,6 +18,7 @@ OBJS = \
 	src/totp.o \
 	src/seal.o \
 	src/session.o \
+	src/audit.o \
 	src/ledger.o \
 	src/logfilter.o
 

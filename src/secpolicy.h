@@ -98,6 +98,9 @@ extern void sp_seal_init(void);
 extern bytea *sp_seal(const unsigned char *plain, size_t len);
 extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
 
+/* audit.c */
+extern void sp_audit_init(void);
+
 /* session.c */
 extern void sp_session_init(void);
 

@@ -42,3 +42,14 @@ ALTER TABLE secpolicy.policy
     DROP CONSTRAINT policy_session_max_lifetime_check,
     ADD CONSTRAINT policy_session_max_lifetime_check
         CHECK (session_max_lifetime > interval '0' AND session_max_lifetime <= interval '366 days');
+
+-- The audit chain is sealed when the auditing transaction commits, not when
+-- the row is written (an open transaction held the chain's lock and stalled
+-- every audited action): the hashes are NULL until then, and chain_seq is a
+-- row's place in the chain (commit order; NULL for the rows of 1.0, whose
+-- place is their id).
+ALTER TABLE secpolicy.audit_log
+    ALTER COLUMN prev_hash DROP NOT NULL,
+    ALTER COLUMN row_hash DROP NOT NULL,
+    ADD COLUMN chain_seq bigint,
+    ADD CONSTRAINT audit_log_check CHECK ((prev_hash IS NULL) = (row_hash IS NULL));
