@@ -19,6 +19,7 @@ OBJS = \
 	src/seal.o \
 	src/session.o \
 	src/audit.o \
+	src/catalog.o \
 	src/ledger.o \
 	src/logfilter.o
 
@@ -68,9 +69,13 @@ src/blocklist_words.c: data/common-passwords.txt scripts/gen-blocklist.sh
 
 $(OBJS): src/secpolicy.h
 
-# The release tarball, from what git holds at HEAD (PGXN layout).
+# The release tarball, from what git holds at HEAD, with META.json (PGXN)
+# made from META.json.in and the version; DISTDIR says where to write it.
+DISTDIR ?= .
 dist:
+	sed 's/@VERSION@/$(EXTVERSION)/g' META.json.in > $(DISTDIR)/META.json
 	git archive --format=tar.gz --prefix=$(EXTENSION)-$(EXTVERSION)/ \
-		-o $(EXTENSION)-$(EXTVERSION).tar.gz HEAD
+		--add-file=$(DISTDIR)/META.json -o $(DISTDIR)/$(EXTENSION)-$(EXTVERSION).tar.gz HEAD
+	rm $(DISTDIR)/META.json
 
 .PHONY: dist

@@ -129,7 +129,7 @@ column(Relation rel, const char *name)
 static void
 read_policy(SessionPolicy *pol)
 {
-	Relation	rel = table_open(secpolicy_relid("policy"), AccessShareLock);
+	Relation	rel = table_open(secpolicy_relid(SP_RELATION(SPC_POLICY_SESSION_IDLE_TIMEOUT)), AccessShareLock);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	HeapTuple	tup = heap_getnext(scan, ForwardScanDirection);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -139,11 +139,11 @@ read_policy(SessionPolicy *pol)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("secpolicy.policy has no row")));
-	pol->idle_timeout = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_idle_timeout"),
+	pol->idle_timeout = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, SP_COLUMN(SPC_POLICY_SESSION_IDLE_TIMEOUT)),
 																 desc, &isnull), false, sizeof(Interval)));
-	pol->max_lifetime = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_max_lifetime"),
+	pol->max_lifetime = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, SP_COLUMN(SPC_POLICY_SESSION_MAX_LIFETIME)),
 																 desc, &isnull), false, sizeof(Interval)));
-	pol->touch_interval = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_touch_interval"),
+	pol->touch_interval = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, SP_COLUMN(SPC_POLICY_SESSION_TOUCH_INTERVAL)),
 																   desc, &isnull), false, sizeof(Interval)));
 	table_endscan(scan);
 	table_close(rel, NoLock);
@@ -153,8 +153,8 @@ read_policy(SessionPolicy *pol)
 static bool
 find_session(bytea *digest, SessionRow *row)
 {
-	Relation	rel = table_open(secpolicy_relid("sessions"), AccessShareLock);
-	Relation	idx = index_open(secpolicy_relid("sessions_token_key"), AccessShareLock);
+	Relation	rel = table_open(secpolicy_relid(SP_RELATION(SPC_SESSIONS_ID)), AccessShareLock);
+	Relation	idx = index_open(secpolicy_relid(SP_RELATION(SPC_SESSIONS_TOKEN_KEY)), AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	IndexScanDesc scan;
 	ScanKeyData key;
@@ -169,13 +169,13 @@ find_session(bytea *digest, SessionRow *row)
 		Datum		reason;
 
 		found = true;
-		row->user_id = DatumGetInt64(slot_getattr(slot, column(rel, "user_id"), &isnull));
-		row->id = DatumGetInt64(slot_getattr(slot, column(rel, "id"), &isnull));
-		row->created_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, "created_at"), &isnull));
-		row->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, "last_seen_at"), &isnull));
-		(void) slot_getattr(slot, column(rel, "ended_at"), &isnull);
+		row->user_id = DatumGetInt64(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_USER_ID)), &isnull));
+		row->id = DatumGetInt64(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_ID)), &isnull));
+		row->created_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_CREATED_AT)), &isnull));
+		row->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_LAST_SEEN_AT)), &isnull));
+		(void) slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_ENDED_AT)), &isnull);
 		row->ended = !isnull;
-		reason = slot_getattr(slot, column(rel, "end_reason"), &isnull);
+		reason = slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_END_REASON)), &isnull);
 		row->end_reason = isnull ? NULL : TextDatumGetCString(reason);
 	}
 	index_endscan(scan);

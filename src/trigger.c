@@ -312,10 +312,10 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	pw_att = column_number(rel, "password_hash");
-	changed_att = column_number(rel, "password_changed_at");
-	checked_att = column_number(rel, "password_checked_at");
-	id_att = column_number(rel, "id");
+	pw_att = column_number(rel, SP_COLUMN(SPC_USERS_PASSWORD_HASH));
+	changed_att = column_number(rel, SP_COLUMN(SPC_USERS_PASSWORD_CHANGED_AT));
+	checked_att = column_number(rel, SP_COLUMN(SPC_USERS_PASSWORD_CHECKED_AT));
+	id_att = column_number(rel, SP_COLUMN(SPC_USERS_ID));
 
 	if (!password_changed(td, pw_att,
 						  write_mode != SP_WRITE_PLAINTEXT && write_mode != SP_WRITE_TEMPORARY,
@@ -358,7 +358,7 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 										  write_mode == SP_WRITE_TEMPORARY ? 0 : policy.history_depth,
 										  &previous);
 		vals[0] = CStringGetTextDatum(enforce_and_hash(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain),
-													   row_value(td, column_number(rel, "username")),
+													   row_value(td, column_number(rel, SP_COLUMN(SPC_USERS_USERNAME))),
 													   previous, nprevious, &policy));
 		checked = true;
 	}
