@@ -201,14 +201,16 @@ ok "$(grep -qF 'statement: SELECT count(*) FROM secpolicy.failed_logins_daily' <
    "a report query on secpolicy's views is logged as written"
 
 # --- one classification per statement ----------------------------------------------------------
+# a 2 MB DO block (its text, a comment of padding) raising 300 warnings
 off=$(log_offset)
-out=$(q "SET statement_timeout = '30s';
-         DO \$\$ DECLARE pad text := repeat('-- padding of the statement text ' || chr(10), 60000); BEGIN
-             FOR i IN 1 .. 300 LOOP RAISE WARNING 'warning %', i; END LOOP;
-             PERFORM secpolicy.login('bob', '$(sec q1)', NULL, 'long-do');
-         END \$\$;" 2>&1 | grep -c 'WARNING:  warning')
+out=$({ echo "SET statement_timeout = '30s';"
+        echo "DO \$\$ BEGIN /*"
+        head -c 2000000 /dev/zero | tr '\0' 'x'
+        echo " */ FOR i IN 1 .. 300 LOOP RAISE WARNING 'warning %', i; END LOOP;"
+        echo "PERFORM secpolicy.login('bob', '$(sec q1)', NULL, 'long-do'); END \$\$;"
+      } | psql -X -q -At -d "$db" 2>&1 | grep -c 'WARNING:  warning')
 is "$out|$(ran long-do)|$(found "$off" "$(needle q1)")" "300|1|" \
-   "a long DO block raising 300 warnings finishes within its statement_timeout, and its password is not logged"
+   "a 2 MB DO block raising 300 warnings finishes within its statement_timeout, and its password is not logged"
 is "$(log_since "$off" | grep -c 'WARNING:  warning')" 300 "... its warnings are logged"
 
 # --- and overall ---------------------------------------------------------------------------------
