@@ -18,6 +18,7 @@ OBJS = \
 	src/totp.o \
 	src/seal.o \
 	src/session.o \
+	src/citus.o \
 	src/audit.o \
 	src/catalog.o \
 	src/ledger.o \

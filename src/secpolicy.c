@@ -30,6 +30,7 @@ _PG_init(void)
 	sp_totp_init();
 	sp_seal_init();
 	sp_session_init();
+	sp_citus_init();
 	sp_audit_init();
 	sp_ledger_init();
 	sp_logfilter_init();

@@ -14,6 +14,7 @@
 
 #include "postgres.h"
 #include "utils/array.h"
+#include "utils/timestamp.h"
 
 /*
  * Hard upper bound on the bytes of a password that is ever hashed or
@@ -152,6 +153,21 @@ extern void sp_audit_init(void);
 
 /* session.c */
 extern void sp_session_init(void);
+
+/* citus.c: a distributed installation */
+typedef struct SpTouchAnswer
+{
+	const char *status;
+	int64		user_id;		/* 0: none */
+	int64		session_id;		/* 0: none */
+	TimestampTz idle_expires_at;	/* 0: none */
+} SpTouchAnswer;
+
+extern void sp_citus_init(void);
+extern bool sp_distributed(void);
+extern int64 sp_account_key(text *username);
+extern int64 sp_token_route(text *token);
+extern void sp_citus_session_touch(text *token, SpTouchAnswer *answer);
 
 /* ledger.c */
 extern void sp_ledger_init(void);

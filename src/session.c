@@ -13,6 +13,11 @@
  * secpolicy.session_mark(), a SECURITY DEFINER SQL function with a pinned
  * search_path, called through fmgr.
  *
+ * On a distributed installation (Citus) the session lives on the worker
+ * that owns its account: session_touch() asks that worker, through
+ * secpolicy.session_touch(account_key, token) (citus.c), and remembers the
+ * session it proved here, where the caller's transaction runs.
+ *
  * The proven session lives in backend memory and is forgotten when the
  * transaction that proved it ends (a transaction callback), so it cannot
  * outlive it, whatever the count of transactions, and cannot be forged with
@@ -254,6 +259,17 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	token = PG_GETARG_TEXT_PP(0);
 	if (VARSIZE_ANY_EXHDR(token) > MAX_TOKEN_LENGTH)
 		return touch_result(fcinfo, "unknown", 0, 0);
+
+	/* distributed (Citus): the worker that owns the session answers */
+	if (sp_distributed())
+	{
+		SpTouchAnswer answer;
+
+		sp_citus_session_touch(token, &answer);
+		if (strcmp(answer.status, "active") == 0 && answer.user_id != 0 && answer.session_id != 0)
+			set_current(answer.user_id, answer.session_id);
+		return touch_result(fcinfo, answer.status, answer.user_id, answer.idle_expires_at);
+	}
 
 	digest = palloc(VARHDRSZ + crypto_hash_sha256_BYTES);
 	SET_VARSIZE(digest, VARHDRSZ + crypto_hash_sha256_BYTES);

@@ -116,13 +116,16 @@ SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
               'secpolicy.write_password(bigint,text,text)', 'secpolicy.register_failure(bigint)',
               'secpolicy.unknown_user_attempt(text,text)', 'secpolicy.complete_login(bigint,inet,text,boolean)',
               'secpolicy.start_session(bigint,inet,text,boolean)', 'secpolicy.end_sessions(bigint,text,bigint)',
-              'secpolicy.record_attempt(bigint,text,inet,text,boolean,text,text)', 'secpolicy.try_set_password(bigint,text)',
+              'secpolicy.record_attempt(bigint,text,inet,text,boolean,text,text,bigint)', 'secpolicy.try_set_password(bigint,text)',
               'secpolicy.set_password_or_raise(bigint,text,text)', 'secpolicy.user_id_of(text)', 'secpolicy.random_token(text)',
               'secpolicy.token_digest(text)', 'secpolicy.refresh_dummy_hash()', 'secpolicy.audit(text,bigint,text,text,jsonb)',
               'secpolicy.create_user(text,text,boolean)', 'secpolicy.disable_user(text,text)', 'secpolicy.admin_set_password(text,text,text)',
               'secpolicy.import_password_hash(text,text,text)', 'secpolicy.hash_stats()',
               'secpolicy.guess_check(text,integer,integer,text)', 'secpolicy.guess_end(text)', 'secpolicy.guess_clear(text)',
-              'secpolicy.may_guess(bigint,integer,boolean)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)']) f
+              'secpolicy.may_guess(bigint,integer,boolean)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)',
+              'secpolicy.login(bigint,text,text,inet,text)', 'secpolicy.session_touch(bigint,text)',
+              'secpolicy.reset_password(bigint,text,text)', 'secpolicy.clear_guesses(bigint)', 'secpolicy.distribute(integer)',
+              'secpolicy.citus_prepare_node()']) f
             WHERE has_function_privilege('secpolicy_app', f::regprocedure, 'EXECUTE')),
           NULL, 'app: no EXECUTE on internal or admin functions');
 

@@ -90,7 +90,9 @@ CREATE FUNCTION secpolicy.policy_guard() RETURNS trigger
 AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        DELETE FROM secpolicy.policy;
+        -- the relation the trigger fires on: on a distributed installation
+        -- (Citus), each node's replica of the policy replaces its own row
+        EXECUTE format('DELETE FROM %I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
         RETURN NEW;
     ELSIF TG_OP = 'UPDATE' THEN
         NEW.updated_at := pg_catalog.now();

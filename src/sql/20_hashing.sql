@@ -135,3 +135,43 @@ COMMENT ON FUNCTION secpolicy.policy_cost_changed() IS
 REVOKE ALL ON FUNCTION secpolicy.policy_cost_changed() FROM PUBLIC;
 CREATE TRIGGER policy_cost_changed AFTER INSERT OR UPDATE ON secpolicy.policy
     FOR EACH ROW EXECUTE FUNCTION secpolicy.policy_cost_changed();
+
+-- Routing on a distributed installation (Citus: src/citus.c, 97_citus.sql).
+-- There an account lives on the worker owning the shard of its user id, and
+-- its user id is the account key of its username; tokens issued there end in
+-- ".<account key>", so that a flow given a username or a token knows where
+-- the account lives.  On a single node nothing of this is used.
+CREATE FUNCTION secpolicy.distributed() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'secpolicy_distributed'
+    LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION secpolicy.distributed() IS
+    'Are this database''s secpolicy tables distributed (Citus, secpolicy.distribute())?';
+REVOKE ALL ON FUNCTION secpolicy.distributed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.distributed() TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.account_key(username text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'secpolicy_account_key'
+    LANGUAGE C CALLED ON NULL INPUT IMMUTABLE;
+COMMENT ON FUNCTION secpolicy.account_key(text) IS
+    'The account key of a username: the first 8 bytes of SHA-256 of its first 256 characters lower-cased, a positive bigint (0 for NULL); a distributed installation''s user id.';
+REVOKE ALL ON FUNCTION secpolicy.account_key(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.account_key(text) TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.route_key(suffix text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'secpolicy_route_key'
+    LANGUAGE C CALLED ON NULL INPUT IMMUTABLE;
+COMMENT ON FUNCTION secpolicy.route_key(text) IS
+    'Internal: the account key written after the last "." of a token (the caller passes those digits only); 0 for anything else.';
+REVOKE ALL ON FUNCTION secpolicy.route_key(text) FROM PUBLIC;
+
+-- Internal: a token for an account: on a distributed installation it names
+-- the account's key after a ".", which its digest covers like the rest.
+CREATE FUNCTION secpolicy.account_token(prefix text, user_id bigint) RETURNS text
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT secpolicy.random_token(prefix)
+           || CASE WHEN secpolicy.distributed() THEN '.' || user_id::text ELSE '' END;
+$$;
+COMMENT ON FUNCTION secpolicy.account_token(text, bigint) IS
+    'Internal: "<prefix>_" and 256 CSPRNG bits in base64url, and on a distributed installation ".<account key>".';
+REVOKE ALL ON FUNCTION secpolicy.account_token(text, bigint) FROM PUBLIC;

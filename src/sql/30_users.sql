@@ -56,10 +56,13 @@ CREATE TABLE secpolicy.unknown_user_failures (
     username_key text PRIMARY KEY,
     failed_attempts integer NOT NULL DEFAULT 0,
     first_failed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    last_failed_at timestamptz
+    last_failed_at timestamptz,
+    account_key bigint
 );
 COMMENT ON TABLE secpolicy.unknown_user_failures IS
     'Internal: consecutive failures per unknown (lower-cased) username.';
+COMMENT ON COLUMN secpolicy.unknown_user_failures.account_key IS
+    'On a distributed installation, the account key of the name (its distribution key: the shard its account would have); NULL on a single node.';
 -- dumped too: after a restore, a name at the limit must still answer reset_required
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.unknown_user_failures', '');
 

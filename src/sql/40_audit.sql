@@ -175,8 +175,12 @@ CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON secpolicy.audit_log
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON secpolicy.audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION secpolicy.audit_append_only();
 
-CREATE FUNCTION secpolicy.verify_audit_chain(
-    OUT intact boolean, OUT rows_checked bigint, OUT first_broken_id bigint, OUT head_hash text)
+-- This node's audit chain: rows_checked counts the rows walked up to the
+-- first broken one (included), rows_chained all chained rows.  A distributed
+-- installation (Citus) has one chain per node: audit_chains(), 97_citus.sql.
+CREATE FUNCTION secpolicy.verify_node_audit_chain(
+    OUT intact boolean, OUT rows_checked bigint, OUT first_broken_id bigint, OUT head_hash text,
+    OUT rows_chained bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -185,6 +189,7 @@ DECLARE
 BEGIN
     intact := true;
     rows_checked := 0;
+    rows_chained := (SELECT count(*) FROM secpolicy.audit_log a WHERE a.row_hash IS NOT NULL);
     -- in chain order; rows this transaction has not committed yet are not chained
     FOR r IN SELECT * FROM secpolicy.audit_log a WHERE a.row_hash IS NOT NULL
               ORDER BY coalesce(a.chain_seq, a.id) LOOP
@@ -201,8 +206,33 @@ BEGIN
     head_hash := pg_catalog.encode(prev, 'hex');
 END
 $$;
+COMMENT ON FUNCTION secpolicy.verify_node_audit_chain() IS
+    'Walks this node''s audit chain (verify_audit_chain() of a single node), and counts its chained rows.';
+REVOKE ALL ON FUNCTION secpolicy.verify_node_audit_chain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.verify_node_audit_chain() TO secpolicy_admin;
+
+CREATE FUNCTION secpolicy.verify_audit_chain(
+    OUT intact boolean, OUT rows_checked bigint, OUT first_broken_id bigint, OUT head_hash text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- every node's chain; the head is the digest of the heads, in node order
+        SELECT bool_and(c.intact), sum(c.rows_checked)::bigint,
+               (array_agg(c.first_broken_id ORDER BY c.node_group) FILTER (WHERE NOT c.intact))[1],
+               CASE WHEN bool_and(c.intact)
+                    THEN pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+                             string_agg(c.node_group || ':' || c.head_hash, ',' ORDER BY c.node_group), 'UTF8')), 'hex') END
+          INTO intact, rows_checked, first_broken_id, head_hash
+          FROM secpolicy.audit_chains() c;
+        RETURN;
+    END IF;
+    SELECT v.intact, v.rows_checked, v.first_broken_id, v.head_hash INTO intact, rows_checked, first_broken_id, head_hash
+      FROM secpolicy.verify_node_audit_chain() v;
+END
+$$;
 COMMENT ON FUNCTION secpolicy.verify_audit_chain() IS
-    'Walks the audit chain; intact is false at the first row whose hashes do not match. Record head_hash outside the database to detect truncation of the tail.';
+    'Walks the audit chain; intact is false at the first row whose hashes do not match. Record head_hash outside the database to detect truncation of the tail (on a distributed installation: every node''s chain, head_hash a digest of their heads).';
 REVOKE ALL ON FUNCTION secpolicy.verify_audit_chain() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.verify_audit_chain() TO secpolicy_admin, secpolicy_analyst;
 

@@ -98,14 +98,27 @@ REVOKE ALL ON FUNCTION secpolicy.repair_attempt_partitions() FROM PUBLIC;
 
 -- Internal: append one attempt.  Inputs are cut to a bounded size, so that a
 -- megabyte-long username cannot bloat the log.  A partition restored from a
--- dump of 1.0 still refuses the stages 1.1 added: it is repaired once.
+-- dump of 1.0 still refuses the stages 1.1 added: it is repaired once.  On a
+-- distributed installation the row also carries its distribution key (the
+-- column account_key, which distribute() adds): the account's, else the one
+-- the flow was routed by, else the name's.
 CREATE FUNCTION secpolicy.record_attempt(user_id bigint, username text, client_addr inet,
                                          user_agent text, success boolean, outcome text,
-                                         stage text DEFAULT 'password')
+                                         stage text DEFAULT 'password', account_key bigint DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF secpolicy.distributed() THEN
+        INSERT INTO secpolicy.login_attempts AS a
+            (user_id, username, client_addr, user_agent, success, outcome, stage, account_key)
+        VALUES (record_attempt.user_id, left(record_attempt.username, 256), record_attempt.client_addr,
+                left(record_attempt.user_agent, 512), record_attempt.success, record_attempt.outcome,
+                record_attempt.stage,
+                coalesce(record_attempt.user_id, record_attempt.account_key,
+                         secpolicy.account_key(record_attempt.username)));
+        RETURN;
+    END IF;
     BEGIN
         INSERT INTO secpolicy.login_attempts AS a
             (user_id, username, client_addr, user_agent, success, outcome, stage)
@@ -125,9 +138,9 @@ BEGIN
             record_attempt.stage);
 END
 $$;
-COMMENT ON FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text) IS
-    'Internal: append an attempt to secpolicy.login_attempts.';
-REVOKE ALL ON FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text, bigint) IS
+    'Internal: append an attempt to secpolicy.login_attempts (account_key: the distribution key of a distributed installation, when neither the account nor the name gives it).';
+REVOKE ALL ON FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text, bigint) FROM PUBLIC;
 
 -- Create the daily partitions from `from_day` to `days_ahead` days after today
 -- (UTC).  Rows already sitting in the default partition for such a day are

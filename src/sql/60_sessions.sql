@@ -28,6 +28,11 @@ CREATE TYPE secpolicy.session_status AS (status text, user_id bigint, idle_expir
 COMMENT ON TYPE secpolicy.session_status IS
     'Result of session_touch(): status is active, expired, revoked or unknown.';
 
+CREATE TYPE secpolicy.session_proof AS (status text, user_id bigint, idle_expires_at timestamptz,
+                                        session_id bigint);
+COMMENT ON TYPE secpolicy.session_proof IS
+    'Result of session_touch(account_key, token): session_status and the id of the session it proved (NULL unless active).';
+
 CREATE FUNCTION secpolicy.set_current_session(user_id bigint, session_id bigint) RETURNS void
     AS 'MODULE_PATHNAME', 'secpolicy_set_current_session'
     LANGUAGE C CALLED ON NULL INPUT VOLATILE;
@@ -79,7 +84,7 @@ CREATE FUNCTION secpolicy.start_session(user_id bigint, client_addr inet, user_a
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    token text := secpolicy.random_token('sps');
+    token text := secpolicy.account_token('sps', start_session.user_id);
     cap integer;
 BEGIN
     INSERT INTO secpolicy.sessions (user_id, token_digest, client_addr, user_agent, mfa)
@@ -151,7 +156,101 @@ COMMENT ON FUNCTION secpolicy.session_touch(text) IS
 REVOKE ALL ON FUNCTION secpolicy.session_touch(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.session_touch(text) TO secpolicy_app;
 
+-- session_touch() where the session lives: on a distributed installation the
+-- worker owning the account runs it (Citus delegates it by account_key, and
+-- the C session_touch() of the node the caller is on calls it), and the
+-- flows' own bodies call it with the key they run for.  The rules are those
+-- of the C function; with a NULL key it is that function.  Returns the
+-- session it proved too, for the node the caller is on to remember.
+CREATE FUNCTION secpolicy.session_touch(account_key bigint, session_token text)
+    RETURNS secpolicy.session_proof
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    pol record;
+    st secpolicy.session_status;
+    t timestamptz := transaction_timestamp();
+    idle timestamptz;
+    life timestamptz;
+BEGIN
+    IF session_touch.account_key IS NULL THEN
+        st := secpolicy.session_touch(session_touch.session_token);
+        RETURN ROW(st.status, st.user_id, st.idle_expires_at, secpolicy.current_session_id())::secpolicy.session_proof;
+    END IF;
+    PERFORM secpolicy.set_current_session(NULL, NULL);
+    PERFORM secpolicy.mark_statement();
+    IF session_touch.session_token IS NULL OR octet_length(session_touch.session_token) > 128 THEN
+        RETURN ROW('unknown', NULL, NULL, NULL)::secpolicy.session_proof;
+    END IF;
+    SELECT x.user_id, x.id, x.created_at, x.last_seen_at, x.ended_at, x.end_reason INTO s
+      FROM secpolicy.sessions x
+     WHERE x.user_id = session_touch.account_key
+       AND x.token_digest = secpolicy.token_digest(session_touch.session_token);
+    IF NOT FOUND THEN
+        RETURN ROW('unknown', NULL, NULL, NULL)::secpolicy.session_proof;
+    END IF;
+    IF s.ended_at IS NOT NULL THEN
+        RETURN ROW(CASE WHEN s.end_reason IN ('idle', 'lifetime') THEN 'expired' ELSE 'revoked' END,
+                   s.user_id, NULL, NULL)::secpolicy.session_proof;
+    END IF;
+    SELECT p.session_idle_timeout, p.session_max_lifetime, p.session_touch_interval INTO pol
+      FROM secpolicy.policy p;
+    idle := s.last_seen_at + pol.session_idle_timeout;
+    life := s.created_at + pol.session_max_lifetime;
+    IF t > life OR t > idle THEN
+        -- ended when it really expired, for the reason that came first
+        IF current_setting('transaction_read_only') = 'off' THEN
+            PERFORM secpolicy.session_mark(s.user_id, s.id, CASE WHEN life <= idle THEN 'lifetime' ELSE 'idle' END,
+                                           least(idle, life));
+        END IF;
+        RETURN ROW('expired', s.user_id, NULL, NULL)::secpolicy.session_proof;
+    END IF;
+    -- coalesced write: at most once per session_touch_interval
+    IF current_setting('transaction_read_only') = 'off'
+       AND t >= s.last_seen_at + pol.session_touch_interval AND t > s.last_seen_at THEN
+        st.status := secpolicy.session_mark(s.user_id, s.id, 'touch', t);
+        IF st.status <> 'active' THEN
+            RETURN ROW(st.status, s.user_id, NULL, NULL)::secpolicy.session_proof;
+        END IF;
+        idle := t + pol.session_idle_timeout;
+    END IF;
+    PERFORM secpolicy.set_current_session(s.user_id, s.id);
+    RETURN ROW('active', s.user_id, least(idle, life), s.id)::secpolicy.session_proof;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.session_touch(bigint, text) IS
+    'Internal: session_touch() on the node owning the account of account_key (the C function for a NULL key); also returns the id of the session proved.';
+REVOKE ALL ON FUNCTION secpolicy.session_touch(bigint, text) FROM PUBLIC;
+
 CREATE FUNCTION secpolicy.logout(session_token text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k bigint;
+    ended boolean;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the session ends it (Citus delegates by the key)
+        k := secpolicy.route_key(substring(logout.session_token FROM '[.]([0-9]+)$'));
+        SELECT l INTO ended FROM secpolicy.logout(k, logout.session_token) l;
+    ELSE
+        ended := secpolicy.logout(NULL::bigint, logout.session_token);
+    END IF;
+    IF ended THEN
+        -- fail closed: after any logout the transaction proves no session
+        PERFORM secpolicy.set_current_session(NULL, NULL);
+    END IF;
+    RETURN ended;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.logout(text) IS
+    'Ends a live session; false for an unknown or already ended one.';
+REVOKE ALL ON FUNCTION secpolicy.logout(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.logout(text) TO secpolicy_app;
+
+-- Internal: logout() where the session lives (account_key NULL: a single node).
+CREATE FUNCTION secpolicy.logout(account_key bigint, session_token text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -160,19 +259,18 @@ BEGIN
         RETURN false;
     END IF;
     UPDATE secpolicy.sessions x SET ended_at = now(), end_reason = 'logout'
-     WHERE x.token_digest = secpolicy.token_digest(session_token) AND x.ended_at IS NULL;
+     WHERE x.token_digest = secpolicy.token_digest(logout.session_token) AND x.ended_at IS NULL
+       AND (logout.account_key IS NULL OR x.user_id = logout.account_key);
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    -- fail closed: after any logout the transaction proves no session
     PERFORM secpolicy.set_current_session(NULL, NULL);
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.logout(text) IS
-    'Ends a live session; false for an unknown or already ended one.';
-REVOKE ALL ON FUNCTION secpolicy.logout(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.logout(text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.logout(bigint, text) IS
+    'Internal: logout() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.logout(bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.list_sessions(session_token text)
     RETURNS TABLE (session_id bigint, created_at timestamptz, last_seen_at timestamptz,
@@ -180,17 +278,14 @@ CREATE FUNCTION secpolicy.list_sessions(session_token text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    st secpolicy.session_status := secpolicy.session_touch(session_token);
+    k bigint;
 BEGIN
-    IF st.status <> 'active' THEN
+    IF secpolicy.distributed() THEN
+        k := secpolicy.route_key(substring(list_sessions.session_token FROM '[.]([0-9]+)$'));
+        RETURN QUERY SELECT * FROM secpolicy.list_sessions(k, list_sessions.session_token);
         RETURN;
     END IF;
-    RETURN QUERY
-        SELECT s.id, s.created_at, s.last_seen_at, s.client_addr, s.user_agent, s.mfa,
-               s.id = secpolicy.current_session_id()
-          FROM secpolicy.sessions s
-         WHERE s.user_id = st.user_id AND s.ended_at IS NULL
-         ORDER BY s.id;
+    RETURN QUERY SELECT * FROM secpolicy.list_sessions(NULL::bigint, list_sessions.session_token);
 END
 $$;
 COMMENT ON FUNCTION secpolicy.list_sessions(text) IS
@@ -198,23 +293,68 @@ COMMENT ON FUNCTION secpolicy.list_sessions(text) IS
 REVOKE ALL ON FUNCTION secpolicy.list_sessions(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.list_sessions(text) TO secpolicy_app;
 
+-- Internal: list_sessions() on the node owning the account of account_key.
+CREATE FUNCTION secpolicy.list_sessions(account_key bigint, session_token text)
+    RETURNS TABLE (session_id bigint, created_at timestamptz, last_seen_at timestamptz,
+                   client_addr inet, user_agent text, mfa boolean, current boolean)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st secpolicy.session_proof := secpolicy.session_touch(list_sessions.account_key, list_sessions.session_token);
+BEGIN
+    IF st.status <> 'active' THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT s.id, s.created_at, s.last_seen_at, s.client_addr, s.user_agent, s.mfa,
+               s.id = st.session_id
+          FROM secpolicy.sessions s
+         WHERE s.user_id = st.user_id AND s.ended_at IS NULL
+         ORDER BY s.id;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.list_sessions(bigint, text) IS
+    'Internal: list_sessions() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.list_sessions(bigint, text) FROM PUBLIC;
+
 CREATE FUNCTION secpolicy.end_other_sessions(session_token text) RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    writable boolean := secpolicy.require_writable('end_other_sessions');
-    st secpolicy.session_status := secpolicy.session_touch(session_token);
+    k bigint;
+    n integer;
 BEGIN
-    IF st.status <> 'active' THEN
-        RETURN 0;
+    IF secpolicy.distributed() THEN
+        k := secpolicy.route_key(substring(end_other_sessions.session_token FROM '[.]([0-9]+)$'));
+        SELECT e INTO n FROM secpolicy.end_other_sessions(k, end_other_sessions.session_token) e;
+        RETURN n;
     END IF;
-    RETURN secpolicy.end_sessions(st.user_id, 'logout', secpolicy.current_session_id());
+    RETURN secpolicy.end_other_sessions(NULL::bigint, end_other_sessions.session_token);
 END
 $$;
 COMMENT ON FUNCTION secpolicy.end_other_sessions(text) IS
     'Signs the owner of an active session out everywhere else; returns how many sessions ended.';
 REVOKE ALL ON FUNCTION secpolicy.end_other_sessions(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.end_other_sessions(text) TO secpolicy_app;
+
+-- Internal: end_other_sessions() on the node owning the account of account_key.
+CREATE FUNCTION secpolicy.end_other_sessions(account_key bigint, session_token text) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    writable boolean := secpolicy.require_writable('end_other_sessions');
+    st secpolicy.session_proof := secpolicy.session_touch(end_other_sessions.account_key,
+                                                          end_other_sessions.session_token);
+BEGIN
+    IF st.status <> 'active' THEN
+        RETURN 0;
+    END IF;
+    RETURN secpolicy.end_sessions(st.user_id, 'logout', st.session_id);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.end_other_sessions(bigint, text) IS
+    'Internal: end_other_sessions() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.end_other_sessions(bigint, text) FROM PUBLIC;
 
 -- Housekeeping: mark sessions that went idle or outlived their lifetime as
 -- ended (with the time they really expired), and delete ended sessions older
@@ -265,6 +405,11 @@ CREATE FUNCTION secpolicy.policy_sessions() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- on a distributed installation every node's copy of the policy fires
+    -- this: the node where the change was made ends the sessions of all
+    IF secpolicy.distributed() AND secpolicy.citus_task() THEN
+        RETURN NULL;
+    END IF;
     PERFORM secpolicy.end_expired_sessions(OLD.session_idle_timeout, OLD.session_max_lifetime,
                                            clock_timestamp());
     RETURN NULL;

@@ -156,11 +156,13 @@ CREATE FUNCTION secpolicy.unknown_user_attempt(username text, password text) RET
 AS $$
 DECLARE
     k text := lower(left(unknown_user_attempt.username, 256));
+    -- on a distributed installation, where the name's account would live
+    ak bigint := CASE WHEN secpolicy.distributed() THEN secpolicy.account_key(unknown_user_attempt.username) END;
     n integer;
     lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
 BEGIN
-    INSERT INTO secpolicy.unknown_user_failures AS f (username_key) VALUES (k)
-    ON CONFLICT (username_key) DO UPDATE SET failed_attempts = f.failed_attempts
+    INSERT INTO secpolicy.unknown_user_failures AS f (username_key, account_key) VALUES (k, ak)
+    ON CONFLICT ON CONSTRAINT unknown_user_failures_pkey DO UPDATE SET failed_attempts = f.failed_attempts
     RETURNING f.failed_attempts INTO n;
     IF n >= lim THEN
         RETURN 'reset_required';
@@ -171,7 +173,7 @@ BEGIN
         WHEN 'limit' THEN
             -- rolled-back failures reached the limit, as for an account
             UPDATE secpolicy.unknown_user_failures f SET failed_attempts = lim, last_failed_at = now()
-             WHERE f.username_key = k;
+             WHERE f.username_key = k AND (ak IS NULL OR f.account_key = ak);
             PERFORM secpolicy.lockout_event(NULL, unknown_user_attempt.username);
             RETURN 'reset_required';
         ELSE
@@ -180,7 +182,7 @@ BEGIN
     PERFORM secpolicy.verify_password(unknown_user_attempt.password, d.hash) FROM secpolicy.dummy_hash d;
     UPDATE secpolicy.unknown_user_failures f
        SET failed_attempts = n + 1, last_failed_at = now()
-     WHERE f.username_key = k;
+     WHERE f.username_key = k AND (ak IS NULL OR f.account_key = ak);
     IF n + 1 < lim THEN
         RETURN 'invalid_credentials';
     END IF;

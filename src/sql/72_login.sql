@@ -13,7 +13,7 @@ CREATE FUNCTION secpolicy.issue_challenge(user_id bigint, purpose text, client_a
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    token text := secpolicy.random_token('spc');
+    token text := secpolicy.account_token('spc', issue_challenge.user_id);
     pol secpolicy.policy;
 BEGIN
     SELECT * INTO pol FROM secpolicy.policy;
@@ -101,8 +101,12 @@ BEGIN
         RETURN;
     END IF;
 
+    -- on a distributed installation the user id is the name's account key,
+    -- which also keeps the lookup on this node
     SELECT * INTO u FROM secpolicy.users x
-     WHERE lower(x.username) = lower(authenticate.username) FOR UPDATE;
+     WHERE lower(x.username) = lower(authenticate.username)
+       AND (NOT secpolicy.distributed() OR x.id = secpolicy.account_key(authenticate.username))
+     FOR UPDATE;
     IF NOT FOUND THEN
         status := secpolicy.unknown_user_attempt(authenticate.username, authenticate.password);
         PERFORM secpolicy.record_attempt(NULL, authenticate.username, authenticate.client_addr,
@@ -141,6 +145,35 @@ REVOKE ALL ON FUNCTION secpolicy.authenticate(text, text, inet, text, text) FROM
 
 CREATE FUNCTION secpolicy.login(username text, password text, client_addr inet DEFAULT NULL,
                                 user_agent text DEFAULT NULL)
+    RETURNS secpolicy.login_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k bigint;
+    r secpolicy.login_result;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the account (or the account the name would be)
+        -- answers: Citus delegates the call by its first argument
+        PERFORM secpolicy.mark_statement();
+        k := secpolicy.account_key(login.username);
+        SELECT * INTO r FROM secpolicy.login(k, login.username, login.password, login.client_addr, login.user_agent);
+        RETURN r;
+    END IF;
+    RETURN secpolicy.login(NULL::bigint, login.username, login.password, login.client_addr, login.user_agent);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.login(text, text, inet, text) IS
+    'First step of a login: checks the password under the policy and answers with a status, a session or a second-factor challenge.';
+REVOKE ALL ON FUNCTION secpolicy.login(text, text, inet, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.login(text, text, inet, text) TO secpolicy_app;
+
+-- Internal: login() where the account lives.  On a distributed installation
+-- this is the function Citus delegates to the worker owning the shard of
+-- account_key, so that the row lock, the argon2 work and the writes happen
+-- there; on a single node login() calls it with a NULL key.
+CREATE FUNCTION secpolicy.login(account_key bigint, username text, password text, client_addr inet,
+                                user_agent text)
     RETURNS secpolicy.login_result
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -199,7 +232,6 @@ BEGIN
     RETURN ROW('ok', u.id, secpolicy.complete_login(u.id, login.client_addr, login.user_agent, false), NULL, expires)::secpolicy.login_result;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.login(text, text, inet, text) IS
-    'First step of a login: checks the password under the policy and answers with a status, a session or a second-factor challenge.';
-REVOKE ALL ON FUNCTION secpolicy.login(text, text, inet, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.login(text, text, inet, text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.login(bigint, text, text, inet, text) IS
+    'Internal: login() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.login(bigint, text, text, inet, text) FROM PUBLIC;

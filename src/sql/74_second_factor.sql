@@ -101,12 +101,16 @@ CREATE FUNCTION secpolicy.find_challenge(token text, purpose text) RETURNS secpo
 AS $$
 DECLARE
     c secpolicy.mfa_challenges;
+    -- on a distributed installation, the account the token names
+    route bigint := CASE WHEN secpolicy.distributed()
+                         THEN secpolicy.route_key(substring(find_challenge.token FROM '[.]([0-9]+)$')) END;
 BEGIN
     IF token IS NULL OR length(token) > 128 THEN
         RETURN NULL;
     END IF;
     SELECT * INTO c FROM secpolicy.mfa_challenges x
-     WHERE x.token_digest = secpolicy.token_digest(find_challenge.token);
+     WHERE x.token_digest = secpolicy.token_digest(find_challenge.token)
+       AND (route IS NULL OR x.user_id = route);
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -125,10 +129,19 @@ REVOKE ALL ON FUNCTION secpolicy.find_challenge(text, text) FROM PUBLIC;
 -- Internal: the account a challenge token was issued to, whatever its state
 -- (used, expired): attempts with a void challenge are logged against it.
 CREATE FUNCTION secpolicy.challenge_account(token text, OUT user_id bigint, OUT username text)
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT u.id, u.username FROM secpolicy.mfa_challenges x JOIN secpolicy.users u ON u.id = x.user_id
-     WHERE length(token) <= 128 AND x.token_digest = secpolicy.token_digest(token);
+DECLARE
+    -- on a distributed installation, the account the token names
+    route bigint := CASE WHEN secpolicy.distributed()
+                         THEN secpolicy.route_key(substring(challenge_account.token FROM '[.]([0-9]+)$')) END;
+BEGIN
+    SELECT u.id, u.username INTO challenge_account.user_id, challenge_account.username
+      FROM secpolicy.mfa_challenges x JOIN secpolicy.users u ON u.id = x.user_id
+     WHERE length(challenge_account.token) <= 128
+       AND x.token_digest = secpolicy.token_digest(challenge_account.token)
+       AND (route IS NULL OR x.user_id = route);
+END
 $$;
 COMMENT ON FUNCTION secpolicy.challenge_account(text) IS
     'Internal: the account (id, username) a challenge token belongs to, used or not; NULLs when none.';
@@ -152,6 +165,30 @@ CREATE FUNCTION secpolicy.verify_mfa(challenge_token text, code text, client_add
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    k bigint;
+    r secpolicy.mfa_result;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the account the challenge names answers
+        PERFORM secpolicy.mark_statement();
+        k := secpolicy.route_key(substring(verify_mfa.challenge_token FROM '[.]([0-9]+)$'));
+        SELECT * INTO r FROM secpolicy.verify_mfa(k, verify_mfa.challenge_token, verify_mfa.code, verify_mfa.client_addr);
+        RETURN r;
+    END IF;
+    RETURN secpolicy.verify_mfa(NULL::bigint, verify_mfa.challenge_token, verify_mfa.code, verify_mfa.client_addr);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.verify_mfa(text, text, inet) IS
+    'Second step of a login: a TOTP or recovery code for the challenge from login(); issues the session.';
+REVOKE ALL ON FUNCTION secpolicy.verify_mfa(text, text, inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.verify_mfa(text, text, inet) TO secpolicy_app;
+
+-- Internal: verify_mfa() where the account lives (delegated by account_key).
+CREATE FUNCTION secpolicy.verify_mfa(account_key bigint, challenge_token text, code text, client_addr inet)
+    RETURNS secpolicy.mfa_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
     writable boolean := secpolicy.require_writable('verify_mfa');
     c secpolicy.mfa_challenges := secpolicy.find_challenge(verify_mfa.challenge_token, 'verify');
     u secpolicy.users;
@@ -160,7 +197,7 @@ DECLARE
 BEGIN
     IF c.id IS NULL THEN
         PERFORM secpolicy.record_attempt(a.user_id, a.username, verify_mfa.client_addr, NULL, false,
-                                         'expired_challenge', 'mfa')
+                                         'expired_challenge', 'mfa', verify_mfa.account_key)
            FROM secpolicy.challenge_account(verify_mfa.challenge_token) a;
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.mfa_result;
     END IF;
@@ -201,7 +238,6 @@ BEGIN
     RETURN ROW('ok', u.id, secpolicy.complete_login(u.id, addr, c.user_agent, true))::secpolicy.mfa_result;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.verify_mfa(text, text, inet) IS
-    'Second step of a login: a TOTP or recovery code for the challenge from login(); issues the session.';
-REVOKE ALL ON FUNCTION secpolicy.verify_mfa(text, text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.verify_mfa(text, text, inet) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.verify_mfa(bigint, text, text, inet) IS
+    'Internal: verify_mfa() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.verify_mfa(bigint, text, text, inet) FROM PUBLIC;

@@ -17,14 +17,17 @@ CREATE FUNCTION secpolicy.enrollment_owner(token text, OUT user_id bigint, OUT c
 AS $$
 DECLARE
     c secpolicy.mfa_challenges := secpolicy.find_challenge(enrollment_owner.token, 'enroll');
-    st secpolicy.session_status;
+    st secpolicy.session_proof;
 BEGIN
     IF c.id IS NOT NULL THEN
         user_id := c.user_id;
         challenge_id := c.id;
         RETURN;
     END IF;
-    st := secpolicy.session_touch(enrollment_owner.token);
+    -- on a distributed installation, on this node: the one the token names
+    st := secpolicy.session_touch(CASE WHEN secpolicy.distributed()
+                                       THEN secpolicy.route_key(substring(enrollment_owner.token FROM '[.]([0-9]+)$')) END,
+                                  enrollment_owner.token);
     IF st.status <> 'active' THEN
         RETURN;
     END IF;
@@ -33,7 +36,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM secpolicy.totp_credentials t
                 WHERE t.user_id = st.user_id AND t.confirmed_at IS NOT NULL)
        AND NOT EXISTS (SELECT 1 FROM secpolicy.sessions s, secpolicy.policy p
-                        WHERE s.user_id = st.user_id AND s.id = secpolicy.current_session_id()
+                        WHERE s.user_id = st.user_id AND s.id = st.session_id
                           AND s.mfa AND s.created_at > now() - p.mfa_enrollment_lifetime) THEN
         RETURN;
     END IF;
@@ -45,6 +48,29 @@ COMMENT ON FUNCTION secpolicy.enrollment_owner(text) IS
 REVOKE ALL ON FUNCTION secpolicy.enrollment_owner(text) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.totp_enroll(token text) RETURNS secpolicy.enrollment
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k bigint;
+    r secpolicy.enrollment;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the account answers (Citus delegates by the key)
+        PERFORM secpolicy.mark_statement();
+        k := secpolicy.route_key(substring(totp_enroll.token FROM '[.]([0-9]+)$'));
+        SELECT * INTO r FROM secpolicy.totp_enroll(k, totp_enroll.token);
+        RETURN r;
+    END IF;
+    RETURN secpolicy.totp_enroll(NULL::bigint, totp_enroll.token);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.totp_enroll(text) IS
+    'Starts a TOTP enrolment for an enrolment challenge or an active session: a new secret and its otpauth:// URI.';
+REVOKE ALL ON FUNCTION secpolicy.totp_enroll(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.totp_enroll(text) TO secpolicy_app;
+
+-- Internal: totp_enroll() where the account lives (delegated by account_key).
+CREATE FUNCTION secpolicy.totp_enroll(account_key bigint, token text) RETURNS secpolicy.enrollment
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -80,12 +106,34 @@ BEGIN
                                               pol.totp_algorithm, pol.totp_digits, pol.totp_period))::secpolicy.enrollment;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.totp_enroll(text) IS
-    'Starts a TOTP enrolment for an enrolment challenge or an active session: a new secret and its otpauth:// URI.';
-REVOKE ALL ON FUNCTION secpolicy.totp_enroll(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.totp_enroll(text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.totp_enroll(bigint, text) IS
+    'Internal: totp_enroll() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.totp_enroll(bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.totp_confirm(token text, code text) RETURNS secpolicy.enrollment_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k bigint;
+    r secpolicy.enrollment_result;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the account answers (Citus delegates by the key)
+        PERFORM secpolicy.mark_statement();
+        k := secpolicy.route_key(substring(totp_confirm.token FROM '[.]([0-9]+)$'));
+        SELECT * INTO r FROM secpolicy.totp_confirm(k, totp_confirm.token, totp_confirm.code);
+        RETURN r;
+    END IF;
+    RETURN secpolicy.totp_confirm(NULL::bigint, totp_confirm.token, totp_confirm.code);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.totp_confirm(text, text) IS
+    'Activates the enrolment started by totp_enroll with a current code; returns recovery codes (shown once) and, after a login challenge, a session.';
+REVOKE ALL ON FUNCTION secpolicy.totp_confirm(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.totp_confirm(text, text) TO secpolicy_app;
+
+-- Internal: totp_confirm() where the account lives (delegated by account_key).
+CREATE FUNCTION secpolicy.totp_confirm(account_key bigint, token text, code text) RETURNS secpolicy.enrollment_result
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -109,7 +157,8 @@ BEGIN
     IF u.id IS NULL THEN
         -- a void token: logged against the account of the challenge it was, if any
         SELECT a.user_id, a.username INTO u.id, u.username FROM secpolicy.challenge_account(totp_confirm.token) a;
-        PERFORM secpolicy.record_attempt(u.id, u.username, NULL, NULL, false, 'expired_challenge', 'mfa');
+        PERFORM secpolicy.record_attempt(u.id, u.username, NULL, NULL, false, 'expired_challenge', 'mfa',
+                                         totp_confirm.account_key);
         RETURN ROW('expired_challenge', NULL, NULL)::secpolicy.enrollment_result;
     END IF;
     -- refused: a disabled account; through a login challenge (which opens a
@@ -163,7 +212,6 @@ BEGIN
     RETURN ROW('ok', session, codes)::secpolicy.enrollment_result;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.totp_confirm(text, text) IS
-    'Activates the enrolment started by totp_enroll with a current code; returns recovery codes (shown once) and, after a login challenge, a session.';
-REVOKE ALL ON FUNCTION secpolicy.totp_confirm(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.totp_confirm(text, text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.totp_confirm(bigint, text, text) IS
+    'Internal: totp_confirm() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.totp_confirm(bigint, text, text) FROM PUBLIC;

@@ -94,6 +94,36 @@ CREATE FUNCTION secpolicy.change_password(username text, old_password text, new_
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    k bigint;
+    r secpolicy.password_result;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the account answers (Citus delegates by the key)
+        PERFORM secpolicy.mark_statement();
+        k := secpolicy.account_key(change_password.username);
+        SELECT * INTO r FROM secpolicy.change_password(k, change_password.username, change_password.old_password,
+                                                       change_password.new_password, change_password.client_addr,
+                                                       change_password.session_token, change_password.mfa_code);
+        RETURN r;
+    END IF;
+    RETURN secpolicy.change_password(NULL::bigint, change_password.username, change_password.old_password,
+                                     change_password.new_password, change_password.client_addr,
+                                     change_password.session_token, change_password.mfa_code);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) IS
+    'Changes a password given the current one and, for an account with a second factor, a session opened with it or a code (expired passwords included); other sessions of the user end.';
+REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) TO secpolicy_app;
+
+-- Internal: change_password() where the account lives (delegated by account_key).
+CREATE FUNCTION secpolicy.change_password(account_key bigint, username text, old_password text,
+                                          new_password text, client_addr inet, session_token text,
+                                          mfa_code text)
+    RETURNS secpolicy.password_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
     u secpolicy.users;
     a record := secpolicy.authenticate(change_password.username, change_password.old_password,
                                        change_password.client_addr, NULL, 'change_password');
@@ -117,11 +147,17 @@ BEGIN
 
     -- the session the change is made from (if given and live) stays; it proves
     -- the second factor when it was opened with it
+    -- (found first, touched second: touching proves the session for this
+    -- transaction, which only this user's may be)
     SELECT s.id, s.mfa INTO keep, keep_mfa FROM secpolicy.sessions s
      WHERE change_password.session_token IS NOT NULL AND length(change_password.session_token) <= 128
        AND s.token_digest = secpolicy.token_digest(change_password.session_token)
-       AND s.user_id = u.id AND s.ended_at IS NULL
-       AND (secpolicy.session_touch(change_password.session_token)).status = 'active';
+       AND s.user_id = u.id AND s.ended_at IS NULL;
+    IF keep IS NOT NULL
+       AND (secpolicy.session_touch(change_password.account_key, change_password.session_token)).status <> 'active' THEN
+        keep := NULL;
+        keep_mfa := false;
+    END IF;
 
     -- the rules first (history is checked when the password is set), so that a
     -- rejected password does not spend a code
@@ -193,10 +229,9 @@ BEGIN
     RETURN ROW('ok', '{}'::text[])::secpolicy.password_result;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) IS
-    'Changes a password given the current one and, for an account with a second factor, a session opened with it or a code (expired passwords included); other sessions of the user end.';
-REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.change_password(bigint, text, text, text, inet, text, text) IS
+    'Internal: change_password() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.change_password(bigint, text, text, text, inet, text, text) FROM PUBLIC;
 
 -- The answer for an unknown or disabled account is NULL, and costs what an
 -- existing account's costs: a token is made and digested, a row written
@@ -207,9 +242,35 @@ CREATE FUNCTION secpolicy.request_password_reset(username text, client_addr inet
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    k bigint;
+    r text;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the account answers (Citus delegates by the key)
+        PERFORM secpolicy.mark_statement();
+        k := secpolicy.account_key(request_password_reset.username);
+        SELECT x INTO r FROM secpolicy.request_password_reset(k, request_password_reset.username,
+                                                              request_password_reset.client_addr) x;
+        RETURN r;
+    END IF;
+    RETURN secpolicy.request_password_reset(NULL::bigint, request_password_reset.username,
+                                            request_password_reset.client_addr);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.request_password_reset(text, inet) IS
+    'A single-use reset token to deliver to the account''s owner out of band; NULL (in the same time) for an unknown or disabled user.';
+REVOKE ALL ON FUNCTION secpolicy.request_password_reset(text, inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.request_password_reset(text, inet) TO secpolicy_app;
+
+-- Internal: request_password_reset() where the account lives (delegated by account_key).
+CREATE FUNCTION secpolicy.request_password_reset(account_key bigint, username text, client_addr inet)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
     writable boolean := secpolicy.require_writable('request_password_reset');
     u secpolicy.users;
-    token text := secpolicy.random_token('spr');
+    token text := secpolicy.account_token('spr', request_password_reset.account_key);
     digest bytea := secpolicy.token_digest(token);
 BEGIN
     IF request_password_reset.username IS NULL OR request_password_reset.username = '' THEN
@@ -218,13 +279,15 @@ BEGIN
         RETURN NULL;
     END IF;
     SELECT * INTO u FROM secpolicy.users x
-     WHERE lower(x.username) = lower(request_password_reset.username) FOR UPDATE;
+     WHERE lower(x.username) = lower(request_password_reset.username)
+       AND (request_password_reset.account_key IS NULL OR x.id = request_password_reset.account_key)
+     FOR UPDATE;
     IF NOT FOUND OR u.disabled_at IS NOT NULL THEN
         -- the same statements as below, on a decoy: the previous decoy stands
         -- for the account's row lock and its previous token
         UPDATE secpolicy.reset_decoys d SET expires_at = now()
          WHERE d.id = (SELECT max(x.id) FROM secpolicy.reset_decoys x);
-        PERFORM secpolicy.revoke_reset_tokens(NULL);
+        PERFORM secpolicy.revoke_reset_tokens(request_password_reset.account_key);
         INSERT INTO secpolicy.reset_decoys (token_digest, requested_addr, expires_at)
         VALUES (digest, request_password_reset.client_addr,
                 now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
@@ -243,12 +306,35 @@ BEGIN
     RETURN token;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.request_password_reset(text, inet) IS
-    'A single-use reset token to deliver to the account''s owner out of band; NULL (in the same time) for an unknown or disabled user.';
-REVOKE ALL ON FUNCTION secpolicy.request_password_reset(text, inet) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.request_password_reset(text, inet) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.request_password_reset(bigint, text, inet) IS
+    'Internal: request_password_reset() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.request_password_reset(bigint, text, inet) FROM PUBLIC;
 
 CREATE FUNCTION secpolicy.reset_password(reset_token text, new_password text)
+    RETURNS secpolicy.password_result
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k bigint;
+    r secpolicy.password_result;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the worker owning the account answers (Citus delegates by the key)
+        PERFORM secpolicy.mark_statement();
+        k := secpolicy.route_key(substring(reset_password.reset_token FROM '[.]([0-9]+)$'));
+        SELECT * INTO r FROM secpolicy.reset_password(k, reset_password.reset_token, reset_password.new_password);
+        RETURN r;
+    END IF;
+    RETURN secpolicy.reset_password(NULL::bigint, reset_password.reset_token, reset_password.new_password);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.reset_password(text, text) IS
+    'Sets a new password with a reset token; clears the lockout and ends every session of the user.';
+REVOKE ALL ON FUNCTION secpolicy.reset_password(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.reset_password(text, text) TO secpolicy_app;
+
+-- Internal: reset_password() where the account lives (delegated by account_key).
+CREATE FUNCTION secpolicy.reset_password(account_key bigint, reset_token text, new_password text)
     RETURNS secpolicy.password_result
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -262,7 +348,9 @@ BEGIN
         RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
     END IF;
     SELECT * INTO r FROM secpolicy.password_resets x
-     WHERE x.token_digest = secpolicy.token_digest(reset_password.reset_token) FOR UPDATE;
+     WHERE x.token_digest = secpolicy.token_digest(reset_password.reset_token)
+       AND (reset_password.account_key IS NULL OR x.user_id = reset_password.account_key)
+     FOR UPDATE;
     IF NOT FOUND OR r.used_at IS NOT NULL OR r.revoked_at IS NOT NULL OR r.expires_at <= now() THEN
         RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
     END IF;
@@ -310,7 +398,6 @@ BEGIN
     RETURN ROW('ok', '{}'::text[])::secpolicy.password_result;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.reset_password(text, text) IS
-    'Sets a new password with a reset token; clears the lockout and ends every session of the user.';
-REVOKE ALL ON FUNCTION secpolicy.reset_password(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.reset_password(text, text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.reset_password(bigint, text, text) IS
+    'Internal: reset_password() on the node owning the account of account_key (NULL: a single node).';
+REVOKE ALL ON FUNCTION secpolicy.reset_password(bigint, text, text) FROM PUBLIC;

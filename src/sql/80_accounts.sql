@@ -3,6 +3,20 @@
 -- hashes.  Admin functions raise with precise SQLSTATEs and audit every
 -- action with the acting database user (SESSION_USER) and the reason given.
 
+-- Internal: clear an account's count in the guess ledger when the
+-- transaction commits, in the ledger of the node that counts its guesses (on
+-- a distributed installation, the worker owning the account: call it in FROM).
+CREATE FUNCTION secpolicy.clear_guesses(user_id bigint) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM secpolicy.guess_clear('u:' || clear_guesses.user_id);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.clear_guesses(bigint) IS
+    'Internal: clear the account''s count in the guess ledger when the transaction commits (on the node owning the account).';
+REVOKE ALL ON FUNCTION secpolicy.clear_guesses(bigint) FROM PUBLIC;
+
 -- Internal: the id of an account by username (case-insensitive), locked;
 -- raises 42704 for an unknown one and 22004/22023 for a missing name.
 CREATE FUNCTION secpolicy.user_id_of(username text) RETURNS bigint
@@ -14,8 +28,11 @@ BEGIN
     IF user_id_of.username IS NULL THEN
         RAISE EXCEPTION 'username must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- on a distributed installation the user id is the name's account key
     SELECT u.id INTO uid FROM secpolicy.users u
-     WHERE lower(u.username) = lower(user_id_of.username) FOR UPDATE;
+     WHERE lower(u.username) = lower(user_id_of.username)
+       AND (NOT secpolicy.distributed() OR u.id = secpolicy.account_key(user_id_of.username))
+     FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'user "%" does not exist', left(user_id_of.username, 256) USING ERRCODE = '42704';
     END IF;
@@ -35,8 +52,10 @@ BEGIN
     IF password IS NULL THEN
         RAISE EXCEPTION 'password must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM secpolicy.write_password(set_password_or_raise.user_id, set_password_or_raise.password,
-                                     set_password_or_raise.mode);
+    -- a call in FROM: on a distributed installation the worker owning the
+    -- account runs it (the trigger it fires needs the mode it sets)
+    PERFORM 1 FROM secpolicy.write_password(set_password_or_raise.user_id, set_password_or_raise.password,
+                                            set_password_or_raise.mode);
 END
 $$;
 COMMENT ON FUNCTION secpolicy.set_password_or_raise(bigint, text, text) IS
@@ -64,6 +83,10 @@ CREATE FUNCTION secpolicy.create_user(username text, password text, must_change 
 AS $$
 DECLARE
     uid bigint;
+    -- on a distributed installation the user id is the name's account key,
+    -- which places the account on the worker owning that key's shard
+    k bigint := CASE WHEN secpolicy.distributed() THEN secpolicy.account_key(create_user.username) END;
+    taken text;
 BEGIN
     IF create_user.username IS NULL THEN
         RAISE EXCEPTION 'username must not be NULL' USING ERRCODE = '22004';
@@ -73,16 +96,26 @@ BEGIN
         RAISE EXCEPTION 'invalid username'
             USING ERRCODE = '22023', DETAIL = 'A username has 1 to 256 characters and no control characters.';
     END IF;
+    IF k IS NOT NULL THEN
+        -- two names with one key (a SHA-256 collision in 63 bits): the second is refused
+        SELECT u.username INTO taken FROM secpolicy.users u WHERE u.id = k;
+        IF FOUND AND lower(taken) <> lower(left(create_user.username, 256)) THEN
+            RAISE EXCEPTION 'the account key of user "%" is taken by another username', create_user.username
+                USING ERRCODE = '23505', HINT = 'Choose another username.';
+        END IF;
+    END IF;
     BEGIN
-        INSERT INTO secpolicy.users (username, must_change_password)
-        VALUES (create_user.username, coalesce(create_user.must_change, false))
+        INSERT INTO secpolicy.users (id, username, must_change_password)
+        VALUES (coalesce(k, nextval('secpolicy.users_id_seq')), create_user.username,
+                coalesce(create_user.must_change, false))
         RETURNING users.id INTO uid;
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'user "%" already exists', create_user.username USING ERRCODE = '23505',
             DETAIL = 'Usernames are unique regardless of case.';
     END;
     PERFORM secpolicy.set_password_or_raise(uid, create_user.password);
-    DELETE FROM secpolicy.unknown_user_failures f WHERE f.username_key = lower(create_user.username);
+    DELETE FROM secpolicy.unknown_user_failures f
+     WHERE f.username_key = lower(create_user.username) AND (k IS NULL OR f.account_key = k);
     PERFORM secpolicy.audit('user_created', uid, create_user.username, NULL,
                             jsonb_build_object('must_change_password', coalesce(create_user.must_change, false)));
     RETURN uid;
@@ -137,7 +170,7 @@ DECLARE
 BEGIN
     UPDATE secpolicy.users u SET failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE u.id = uid;
-    PERFORM secpolicy.guess_clear('u:' || uid);
+    PERFORM 1 FROM secpolicy.clear_guesses(uid);
     PERFORM secpolicy.audit('user_unlocked', uid, unlock_user.username, unlock_user.reason);
 END
 $$;
@@ -158,7 +191,7 @@ BEGIN
        SET must_change_password = true, password_expired = false,
            failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE u.id = uid;
-    PERFORM secpolicy.guess_clear('u:' || uid);
+    PERFORM 1 FROM secpolicy.clear_guesses(uid);
     PERFORM secpolicy.end_sessions(uid, 'admin');
     PERFORM secpolicy.revoke_reset_tokens(uid);
     PERFORM secpolicy.audit('password_set_by_admin', uid, admin_set_password.username, admin_set_password.reason);
@@ -251,7 +284,7 @@ BEGIN
         RAISE EXCEPTION 'hash must not be NULL' USING ERRCODE = '22004';
     END IF;
     -- write_password checks the string (argon2id, within the cost bounds) in C
-    PERFORM secpolicy.write_password(uid, import_password_hash.hash, 'import');
+    PERFORM 1 FROM secpolicy.write_password(uid, import_password_hash.hash, 'import');
     PERFORM secpolicy.audit('password_hash_imported', uid, import_password_hash.username, import_password_hash.reason);
 END
 $$;

@@ -28,15 +28,24 @@ GRANT SELECT ON secpolicy.shared_credentials, secpolicy.shared_credential_holder
 
 -- Internal: mark every shared credential a user holds as due for rotation.
 CREATE FUNCTION secpolicy.mark_credentials_due(user_id bigint, reason text) RETURNS text[]
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    -- read first: on a distributed installation the holders are the
+    -- account's (on its worker) and the credentials everyone's (a reference table)
+    ids bigint[] := ARRAY(SELECT h.credential_id FROM secpolicy.shared_credential_holders h
+                           WHERE h.user_id = mark_credentials_due.user_id);
+    names text[];
+BEGIN
     WITH due AS (
         UPDATE secpolicy.shared_credentials c
            SET rotation_due_at = coalesce(c.rotation_due_at, now()),
-               rotation_reason = coalesce(c.rotation_reason, $2)
-         WHERE c.id IN (SELECT h.credential_id FROM secpolicy.shared_credential_holders h WHERE h.user_id = $1)
+               rotation_reason = coalesce(c.rotation_reason, mark_credentials_due.reason)
+         WHERE c.id = ANY (ids)
         RETURNING c.name)
-    SELECT coalesce(array_agg(due.name ORDER BY due.name), '{}') FROM due;
+    SELECT coalesce(array_agg(due.name ORDER BY due.name), '{}') INTO names FROM due;
+    RETURN names;
+END
 $$;
 COMMENT ON FUNCTION secpolicy.mark_credentials_due(bigint, text) IS
     'Internal: mark the shared credentials a user holds as due for rotation; returns their names.';
@@ -125,12 +134,17 @@ REVOKE ALL ON FUNCTION secpolicy.credential_rotated(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.credential_rotated(text, text) TO secpolicy_admin;
 
 CREATE VIEW secpolicy.credentials_due_rotation WITH (security_barrier) AS
+    -- holders counted in one aggregate, not per credential (a distributed
+    -- installation runs it on every worker at once)
     SELECT c.name, c.description, c.rotation_due_at, c.rotation_reason, c.last_rotated_at,
            now() - c.rotation_due_at AS overdue_by,
-           (SELECT count(*) FROM secpolicy.shared_credential_holders h
-              JOIN secpolicy.users u ON u.id = h.user_id
-             WHERE h.credential_id = c.id AND u.disabled_at IS NULL) AS active_holders
+           coalesce(a.holders, 0) AS active_holders
       FROM secpolicy.shared_credentials c
+      LEFT JOIN (SELECT h.credential_id, count(*) AS holders
+                   FROM secpolicy.shared_credential_holders h
+                   JOIN secpolicy.users u ON u.id = h.user_id
+                  WHERE u.disabled_at IS NULL
+                  GROUP BY h.credential_id) a ON a.credential_id = c.id
      WHERE c.rotation_due_at IS NOT NULL;
 COMMENT ON VIEW secpolicy.credentials_due_rotation IS
     'Shared credentials that must be changed because someone who knew them left.';

@@ -76,15 +76,17 @@ CREATE FUNCTION secpolicy.open_incident(kind text, severity text, title text, de
 AS $$
 DECLARE
     i secpolicy.incidents;
+    -- read first (on a distributed installation the accounts are distributed
+    -- and the register is a reference table)
+    ids bigint[] := coalesce((SELECT array_agg(u.id ORDER BY u.id) FROM secpolicy.users u
+                               WHERE lower(u.username) = ANY (SELECT lower(n) FROM unnest(open_incident.affected_usernames) n)),
+                             '{}');
 BEGIN
     INSERT INTO secpolicy.incidents (kind, severity, title, description, detected_at, affected_usernames,
                                      affected_user_ids, personal_data_breach)
     VALUES (open_incident.kind, open_incident.severity, open_incident.title, open_incident.description,
             coalesce(open_incident.detected_at, now()), coalesce(open_incident.affected_usernames, '{}'),
-            coalesce((SELECT array_agg(u.id ORDER BY u.id) FROM secpolicy.users u
-                       WHERE lower(u.username) = ANY (SELECT lower(n) FROM unnest(open_incident.affected_usernames) n)),
-                     '{}'),
-            coalesce(open_incident.personal_data_breach, true))
+            ids, coalesce(open_incident.personal_data_breach, true))
     RETURNING * INTO i;
     PERFORM secpolicy.incident_opened(i);
     RETURN i.id;
@@ -266,6 +268,10 @@ DECLARE
     p record;
     key text;
     existing bigint;
+    cur secpolicy.incidents;
+    names text[];
+    ids bigint[];
+    addrs inet[];
     opened secpolicy.incidents;
 BEGIN
     -- one detection run at a time (maintain() and a manual call may overlap);
@@ -273,15 +279,20 @@ BEGIN
     PERFORM 1 FROM secpolicy.maintenance_state FOR UPDATE;
     FOR p IN SELECT * FROM secpolicy.attack_patterns(detect_attacks.until) LOOP
         key := p.kind || ':' || p.subject;
-        SELECT i.id INTO existing FROM secpolicy.incidents i
+        SELECT * INTO cur FROM secpolicy.incidents i
          WHERE i.dedup_key = key AND i.status <> 'closed' FOR UPDATE;
+        existing := cur.id;
         IF FOUND THEN
+            -- the merged lists are made here, and the row written with them
+            -- (an update of a distributed installation's reference table
+            -- takes values, not subqueries)
+            names := ARRAY(SELECT DISTINCT x FROM unnest(cur.affected_usernames || p.usernames) x ORDER BY 1);
+            ids := ARRAY(SELECT DISTINCT x FROM unnest(cur.affected_user_ids || p.user_ids) x ORDER BY 1);
+            addrs := ARRAY(SELECT DISTINCT x FROM unnest(cur.source_addrs || p.sources) x ORDER BY 1);
             UPDATE secpolicy.incidents i
                SET evidence = jsonb_build_object('failures', p.failures, 'first_at', p.first_at,
                                                  'last_at', p.last_at, 'sources', p.sources),
-                   affected_usernames = ARRAY(SELECT DISTINCT x FROM unnest(i.affected_usernames || p.usernames) x ORDER BY 1),
-                   affected_user_ids = ARRAY(SELECT DISTINCT x FROM unnest(i.affected_user_ids || p.user_ids) x ORDER BY 1),
-                   source_addrs = ARRAY(SELECT DISTINCT x FROM unnest(i.source_addrs || p.sources) x ORDER BY 1),
+                   affected_usernames = names, affected_user_ids = ids, source_addrs = addrs,
                    updated_at = now()
              WHERE i.id = existing;
             PERFORM secpolicy.audit('incident_updated', NULL, NULL, 'repeat detection',

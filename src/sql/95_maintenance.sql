@@ -122,6 +122,10 @@ BEGIN
     SELECT count(*) INTO n FROM d;
     result := result || jsonb_build_object('reset_tokens_deleted', n);
     DELETE FROM secpolicy.reset_decoys d WHERE d.expires_at < now();
+    IF secpolicy.distributed() THEN
+        -- each worker keeps reset decoys of its own
+        result := result || secpolicy.citus_maintain();
+    END IF;
     SELECT count(*) FILTER (WHERE d.new_incident) INTO n FROM secpolicy.detect_attacks() d;
     result := result || jsonb_build_object('incidents_opened', n);
     UPDATE secpolicy.maintenance_state SET last_run_at = now();

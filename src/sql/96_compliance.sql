@@ -11,8 +11,22 @@ DECLARE
     pol secpolicy.policy;
     key text := (SELECT k.key_id FROM secpolicy.key_status() k);
     chain record := secpolicy.verify_audit_chain();
+    -- chained rows, and those before the first broken row (every node's on a
+    -- distributed installation)
+    chained bigint;
+    before_break bigint;
 BEGIN
     SELECT * INTO pol FROM secpolicy.policy;
+    IF secpolicy.distributed() THEN
+        SELECT sum(c.rows_chained), sum(CASE WHEN c.intact THEN c.rows_checked ELSE c.rows_checked - 1 END)
+          INTO chained, before_break FROM secpolicy.audit_chains() c;
+    ELSE
+        chained := (SELECT count(*) FROM secpolicy.audit_log l WHERE l.row_hash IS NOT NULL);
+        before_break := CASE WHEN chain.intact THEN chain.rows_checked
+                             ELSE (SELECT count(*) FROM secpolicy.audit_log l, secpolicy.audit_log b
+                                    WHERE b.id = chain.first_broken_id AND l.row_hash IS NOT NULL
+                                      AND coalesce(l.chain_seq, l.id) < coalesce(b.chain_seq, b.id)) END;
+    END IF;
     RETURN QUERY
     WITH active AS (
         SELECT u.*,
@@ -159,11 +173,7 @@ BEGIN
         SELECT 'The audit trail is complete and tamper-evident',
                CASE WHEN chain.intact THEN 'hash chain intact' ELSE format('chain broken at row %s', chain.first_broken_id) END,
                'hash chain intact', chain.intact,
-               (SELECT count(*) FROM secpolicy.audit_log l WHERE l.row_hash IS NOT NULL),
-               CASE WHEN chain.intact THEN chain.rows_checked
-                    ELSE (SELECT count(*) FROM secpolicy.audit_log l, secpolicy.audit_log b
-                           WHERE b.id = chain.first_broken_id AND l.row_hash IS NOT NULL
-                             AND coalesce(l.chain_seq, l.id) < coalesce(b.chain_seq, b.id)) END
+               chained, before_break
     )
     SELECT r.statement, r.setting, r.target, r.setting_ok, r.in_scope, r.compliant,
            CASE WHEN r.in_scope > 0 THEN round(100.0 * r.compliant / r.in_scope, 1) END

@@ -74,3 +74,13 @@ ALTER TABLE secpolicy.audit_log
     ALTER COLUMN row_hash DROP NOT NULL,
     ADD COLUMN chain_seq bigint,
     ADD CONSTRAINT audit_log_check CHECK ((prev_hash IS NULL) = (row_hash IS NULL));
+
+-- Scaling out on Citus (src/sql/97_citus.sql).  The failure counter of an
+-- unknown name carries the name's account key: its distribution key on a
+-- distributed installation (NULL on a single node); a new column of a 1.0
+-- table.  record_attempt() takes the distribution key of a flow that knows
+-- neither the account nor the name (a void token): a new trailing parameter,
+-- so the old signature goes.  (challenge_account() and
+-- mark_credentials_due() change language, which replay does.)
+ALTER TABLE secpolicy.unknown_user_failures ADD COLUMN account_key bigint;
+DROP FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text);

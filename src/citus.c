@@ -1,0 +1,286 @@
+/*
+ * citus.c
+ *		What the C code needs to know of a distributed installation (Citus),
+ *		without Citus headers: whether this database's secpolicy tables are
+ *		distributed, the routing keys of usernames and tokens, and the routed
+ *		session_touch() of a coordinator.
+ *
+ * A distributed installation (secpolicy.distribute(), src/sql/97_citus.sql)
+ * keeps each account on the worker that owns the shard of its user id, and
+ * a user id there is the account key of its lower-cased username, so that a
+ * flow given a username can be sent to that worker.  Tokens issued there end
+ * in ".<account key>" (covered by the token's digest, like the rest of it),
+ * so that a flow given a token can be sent there too.
+ *
+ * Whether the installation is distributed is read from Citus's catalog
+ * (pg_dist_partition) once per backend and remembered until the relation
+ * cache entry of secpolicy.users is invalidated, which Citus does whenever
+ * it distributes or undistributes the table.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include <sodium.h>
+
+#include "secpolicy.h"
+
+PG_FUNCTION_INFO_V1(secpolicy_distributed);
+PG_FUNCTION_INFO_V1(secpolicy_account_key);
+PG_FUNCTION_INFO_V1(secpolicy_route_key);
+
+/* Usernames are keyed by their first 256 characters, lower-cased. */
+#define KEY_CHARS	256
+
+/* -1: not known yet; 0: a single node; 1: distributed. */
+static int	distributed_state = -1;
+static Oid	distributed_users = InvalidOid;
+
+/* The routed session_touch: its prepared statement. */
+static SPIPlanPtr touch_plan = NULL;
+
+/* Forget what was read when secpolicy.users (or everything) is invalidated. */
+static void
+citus_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == distributed_users)
+		distributed_state = -1;
+}
+
+/* Register the invalidation callback, once per backend. */
+void
+sp_citus_init(void)
+{
+	CacheRegisterRelcacheCallback(citus_relcache_callback, (Datum) 0);
+}
+
+/* Is relation `relid` listed in Citus's pg_dist_partition? */
+static bool
+listed_by_citus(Oid relid)
+{
+	Oid			catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	AttrNumber	att;
+	bool		found;
+
+	if (!OidIsValid(catalog))
+		return false;
+	rel = table_open(catalog, AccessShareLock);
+	att = get_attnum(catalog, "logicalrelid");
+	if (att == InvalidAttrNumber)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	ScanKeyInit(&key, att, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* Is secpolicy.users a Citus table in this database? */
+bool
+sp_distributed(void)
+{
+	if (distributed_state < 0)
+	{
+		Oid			nsp = get_namespace_oid("secpolicy", true);
+		Oid			users = OidIsValid(nsp) ? get_relname_relid("users", nsp) : InvalidOid;
+
+		distributed_users = users;
+		distributed_state = OidIsValid(users) && listed_by_citus(users) ? 1 : 0;
+	}
+	return distributed_state == 1;
+}
+
+/* distributed() returns boolean: are the secpolicy tables distributed (Citus)? */
+Datum
+secpolicy_distributed(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(sp_distributed());
+}
+
+/*
+ * The account key of a username: the first 8 bytes of SHA-256 of its first
+ * 256 characters lower-cased, as a positive bigint (never 0, which stands
+ * for no username at all).
+ */
+int64
+sp_account_key(text *username)
+{
+	int			len = VARSIZE_ANY_EXHDR(username);
+	int			clip = pg_mbcharcliplen(VARDATA_ANY(username), len, KEY_CHARS * pg_database_encoding_max_length());
+	int			chars = pg_mbstrlen_with_len(VARDATA_ANY(username), clip);
+	text	   *lowered;
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	uint64		v = 0;
+
+	/* exactly the first KEY_CHARS characters, as left(username, 256) */
+	if (chars > KEY_CHARS)
+		clip = pg_mbcharcliplen(VARDATA_ANY(username), clip, KEY_CHARS);
+	lowered = DatumGetTextPP(DirectFunctionCall1Coll(lower, DEFAULT_COLLATION_OID,
+													 PointerGetDatum(cstring_to_text_with_len(VARDATA_ANY(username), clip))));
+	crypto_hash_sha256(digest, (const unsigned char *) VARDATA_ANY(lowered), VARSIZE_ANY_EXHDR(lowered));
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | digest[i];
+	v &= UINT64CONST(0x7FFFFFFFFFFFFFFF);
+	return v == 0 ? 1 : (int64) v;
+}
+
+/* account_key(username text) returns bigint: 0 for NULL */
+Datum
+secpolicy_account_key(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_INT64(0);
+	PG_RETURN_INT64(sp_account_key(PG_GETARG_TEXT_PP(0)));
+}
+
+/*
+ * The account key a token names after its last '.', or 0 when it names
+ * none (a token of a single node, or no token of ours): 1 to 19 digits, no
+ * leading zero, at most the largest bigint.
+ */
+int64
+sp_token_route(text *token)
+{
+	const char *s = VARDATA_ANY(token);
+	int			len = VARSIZE_ANY_EXHDR(token);
+	int			dot = len - 1;
+	uint64		v = 0;
+
+	while (dot >= 0 && s[dot] != '.')
+		dot--;
+	if (dot < 0 || len - dot - 1 < 1 || len - dot - 1 > 19 || s[dot + 1] == '0')
+		return 0;
+	for (int i = dot + 1; i < len; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		if (v > (UINT64CONST(0x7FFFFFFFFFFFFFFF) - (s[i] - '0')) / 10)
+			return 0;
+		v = v * 10 + (s[i] - '0');
+	}
+	return (int64) v;
+}
+
+/*
+ * route_key(suffix text) returns bigint: the account key written after the
+ * last '.' of a token (callers pass only those digits, never the token);
+ * 0 for NULL or anything else.
+ */
+Datum
+secpolicy_route_key(PG_FUNCTION_ARGS)
+{
+	text	   *suffix;
+	text	   *dotted;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_INT64(0);
+	suffix = PG_GETARG_TEXT_PP(0);
+	if (VARSIZE_ANY_EXHDR(suffix) > 19)
+		PG_RETURN_INT64(0);
+	dotted = (text *) palloc(VARHDRSZ + 1 + VARSIZE_ANY_EXHDR(suffix));
+	SET_VARSIZE(dotted, VARHDRSZ + 1 + VARSIZE_ANY_EXHDR(suffix));
+	VARDATA(dotted)[0] = '.';
+	memcpy(VARDATA(dotted) + 1, VARDATA_ANY(suffix), VARSIZE_ANY_EXHDR(suffix));
+	PG_RETURN_INT64(sp_token_route(dotted));
+}
+
+/*
+ * session_touch() on a distributed installation: secpolicy.session_touch(
+ * account_key, token) runs on the worker that owns the session (Citus
+ * delegates the call by its first argument), as the extension's owner, as
+ * the SECURITY DEFINER flows do, so that nodes only ever connect to each
+ * other as that owner.  Outside a transaction block the call is sent as it
+ * is, without a remote transaction of its own (Citus opens one for calls
+ * made inside functions unless citus.function_opens_transaction_block is
+ * off): one round trip, as for a single-shard SELECT.  Fills the answer;
+ * *session_id is 0 unless the session is active.
+ */
+void
+sp_citus_session_touch(text *token, SpTouchAnswer *answer)
+{
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	Oid			touch;
+	HeapTuple	proc;
+	Oid			owner;
+	Oid			save_uid;
+	int			save_sec;
+	int			nest;
+	bool		isnull;
+	Datum		d;
+	MemoryContext caller = CurrentMemoryContext;
+
+	touch = LookupFuncName(list_make2(makeString("secpolicy"), makeString("session_touch")),
+						   2, argtypes, false);
+	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(touch));
+	if (!HeapTupleIsValid(proc))
+		elog(ERROR, "cache lookup failed for function %u", touch);
+	owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
+	ReleaseSysCache(proc);
+
+	args[0] = Int64GetDatum(sp_token_route(token));
+	args[1] = PointerGetDatum(token);
+
+	/* restored by the end of the call, or by the abort of an error */
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("citus.function_opens_transaction_block", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (touch_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT t.status, t.user_id, t.idle_expires_at, t.session_id"
+									   " FROM secpolicy.session_touch($1, $2) t", 2, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the routed session_touch: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		touch_plan = plan;
+	}
+	if (SPI_execute_plan(touch_plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "the routed session_touch returned no row");
+
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	answer->status = isnull ? "unknown" : MemoryContextStrdup(caller, TextDatumGetCString(d));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	answer->user_id = isnull ? 0 : DatumGetInt64(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	answer->idle_expires_at = isnull ? 0 : DatumGetTimestampTz(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	answer->session_id = isnull ? 0 : DatumGetInt64(d);
+	SPI_finish();
+
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_uid, save_sec);
+}
