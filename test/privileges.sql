@@ -124,7 +124,7 @@ SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
               'secpolicy.guess_check(text,integer,integer,text)', 'secpolicy.guess_end(text)', 'secpolicy.guess_clear(text)',
               'secpolicy.may_guess(bigint,integer,boolean)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)',
               'secpolicy.login(bigint,text,text,inet,text)', 'secpolicy.session_touch(bigint,text)',
-              'secpolicy.reset_password(bigint,text,text)', 'secpolicy.clear_guesses(bigint)', 'secpolicy.distribute(integer)',
+              'secpolicy.reset_password(bigint,text,text)', 'secpolicy.clear_guesses(bigint,text[])', 'secpolicy.distribute(integer)',
               'secpolicy.citus_prepare_node()']) f
             WHERE has_function_privilege('secpolicy_app', f::regprocedure, 'EXECUTE')),
           NULL, 'app: no EXECUTE on internal or admin functions');

@@ -108,15 +108,17 @@ CREATE FUNCTION secpolicy.record_attempt(user_id bigint, username text, client_a
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    k bigint;
 BEGIN
     IF secpolicy.distributed() THEN
+        k := coalesce(record_attempt.user_id, record_attempt.account_key,
+                      secpolicy.account_key(record_attempt.username));
         INSERT INTO secpolicy.login_attempts AS a
             (user_id, username, client_addr, user_agent, success, outcome, stage, account_key)
         VALUES (record_attempt.user_id, left(record_attempt.username, 256), record_attempt.client_addr,
                 left(record_attempt.user_agent, 512), record_attempt.success, record_attempt.outcome,
-                record_attempt.stage,
-                coalesce(record_attempt.user_id, record_attempt.account_key,
-                         secpolicy.account_key(record_attempt.username)));
+                record_attempt.stage, k);
         RETURN;
     END IF;
     BEGIN

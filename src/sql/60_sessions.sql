@@ -62,17 +62,23 @@ GRANT EXECUTE ON FUNCTION secpolicy.current_session_id() TO secpolicy_app, secpo
 -- they answer reset_required).
 CREATE FUNCTION secpolicy.end_sessions(user_id bigint, reason text, keep_session_id bigint DEFAULT NULL)
     RETURNS integer
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE secpolicy.mfa_challenges c SET used_at = now()
-     WHERE c.user_id = $1 AND c.used_at IS NULL AND $2 IN ('password_changed', 'admin', 'disabled');
-    WITH ended AS (
-        UPDATE secpolicy.sessions s
-           SET ended_at = now(), end_reason = $2
-         WHERE s.user_id = $1 AND s.ended_at IS NULL
-           AND s.id IS DISTINCT FROM $3
-        RETURNING 1)
-    SELECT count(*)::integer FROM ended;
+DECLARE
+    n integer;
+BEGIN
+    -- (PL/pgSQL: a distributed installation plans statements with the values)
+    IF end_sessions.reason IN ('password_changed', 'admin', 'disabled') THEN
+        UPDATE secpolicy.mfa_challenges c SET used_at = now()
+         WHERE c.user_id = end_sessions.user_id AND c.used_at IS NULL;
+    END IF;
+    UPDATE secpolicy.sessions s
+       SET ended_at = now(), end_reason = end_sessions.reason
+     WHERE s.user_id = end_sessions.user_id AND s.ended_at IS NULL
+       AND s.id IS DISTINCT FROM end_sessions.keep_session_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
 $$;
 COMMENT ON FUNCTION secpolicy.end_sessions(bigint, text, bigint) IS
     'Internal: end the live sessions of a user, except keep_session_id.';
@@ -116,13 +122,14 @@ CREATE FUNCTION secpolicy.session_mark(user_id bigint, session_id bigint, action
 AS $$
 DECLARE
     reason text;
+    stale_before timestamptz;
 BEGIN
     IF action = 'touch' THEN
         -- concurrent touches that all saw a stale last_seen_at write it once
+        stale_before := session_mark.at - (SELECT p.session_touch_interval FROM secpolicy.policy p);
         UPDATE secpolicy.sessions s SET last_seen_at = session_mark.at
          WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id AND s.ended_at IS NULL
-           AND s.last_seen_at < session_mark.at
-           AND s.last_seen_at <= session_mark.at - (SELECT p.session_touch_interval FROM secpolicy.policy p);
+           AND s.last_seen_at < session_mark.at AND s.last_seen_at <= stale_before;
         IF FOUND OR EXISTS (SELECT 1 FROM secpolicy.sessions s
                              WHERE s.user_id = session_mark.user_id AND s.id = session_mark.session_id
                                AND s.ended_at IS NULL) THEN
@@ -363,17 +370,38 @@ REVOKE ALL ON FUNCTION secpolicy.end_other_sessions(bigint, text) FROM PUBLIC;
 -- lifetime at time `at`, with the time and reason they ended at; returns how many.
 CREATE FUNCTION secpolicy.end_expired_sessions(idle_timeout interval, max_lifetime interval,
                                                at timestamptz DEFAULT pg_catalog.now()) RETURNS integer
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH e AS (
+DECLARE
+    n integer;
+BEGIN
+    IF secpolicy.distributed() THEN
+        -- the same in UTC (a distributed update may only give columns to
+        -- immutable functions; timestamptz + interval depends on TimeZone)
         UPDATE secpolicy.sessions s
-           SET ended_at = least(s.last_seen_at + idle_timeout, s.created_at + max_lifetime),
-               end_reason = CASE WHEN s.created_at + max_lifetime <= s.last_seen_at + idle_timeout
+           SET ended_at = least(((s.last_seen_at AT TIME ZONE 'UTC') + end_expired_sessions.idle_timeout) AT TIME ZONE 'UTC',
+                                ((s.created_at AT TIME ZONE 'UTC') + end_expired_sessions.max_lifetime) AT TIME ZONE 'UTC'),
+               end_reason = CASE WHEN (s.created_at AT TIME ZONE 'UTC') + end_expired_sessions.max_lifetime
+                                      <= (s.last_seen_at AT TIME ZONE 'UTC') + end_expired_sessions.idle_timeout
                                  THEN 'lifetime' ELSE 'idle' END
          WHERE s.ended_at IS NULL
-           AND (s.last_seen_at < at - idle_timeout OR s.created_at < at - max_lifetime)
-        RETURNING 1)
-    SELECT count(*)::integer FROM e;
+           AND (s.last_seen_at < end_expired_sessions.at - end_expired_sessions.idle_timeout
+                OR s.created_at < end_expired_sessions.at - end_expired_sessions.max_lifetime);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        RETURN n;
+    END IF;
+    UPDATE secpolicy.sessions s
+       SET ended_at = least(s.last_seen_at + end_expired_sessions.idle_timeout,
+                            s.created_at + end_expired_sessions.max_lifetime),
+           end_reason = CASE WHEN s.created_at + end_expired_sessions.max_lifetime
+                                  <= s.last_seen_at + end_expired_sessions.idle_timeout
+                             THEN 'lifetime' ELSE 'idle' END
+     WHERE s.ended_at IS NULL
+       AND (s.last_seen_at < end_expired_sessions.at - end_expired_sessions.idle_timeout
+            OR s.created_at < end_expired_sessions.at - end_expired_sessions.max_lifetime);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
 $$;
 COMMENT ON FUNCTION secpolicy.end_expired_sessions(interval, interval, timestamptz) IS
     'Internal: ends the open sessions past this idle timeout or lifetime at a time (reason idle or lifetime).';

@@ -58,9 +58,10 @@ CREATE FUNCTION secpolicy.lock_account(user_id bigint) RETURNS void
 AS $$
 DECLARE
     name text;
+    lim integer := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
 BEGIN
     UPDATE secpolicy.users u
-       SET failed_attempts = greatest(u.failed_attempts, (SELECT p.max_failed_attempts FROM secpolicy.policy p)),
+       SET failed_attempts = greatest(u.failed_attempts, lim),
            reset_required = true, locked_at = now(), last_failed_at = now()
      WHERE u.id = lock_account.user_id
     RETURNING u.username INTO name;

@@ -90,6 +90,7 @@ DECLARE
     u secpolicy.users;
     form text;
     refusal text;
+    k bigint;
 BEGIN
     -- the statement carries a password: keep it out of the log, whatever the answer
     PERFORM secpolicy.mark_statement();
@@ -103,9 +104,9 @@ BEGIN
 
     -- on a distributed installation the user id is the name's account key,
     -- which also keeps the lookup on this node
+    k := CASE WHEN secpolicy.distributed() THEN secpolicy.account_key(authenticate.username) END;
     SELECT * INTO u FROM secpolicy.users x
-     WHERE lower(x.username) = lower(authenticate.username)
-       AND (NOT secpolicy.distributed() OR x.id = secpolicy.account_key(authenticate.username))
+     WHERE lower(x.username) = lower(authenticate.username) AND (k IS NULL OR x.id = k)
      FOR UPDATE;
     IF NOT FOUND THEN
         status := secpolicy.unknown_user_attempt(authenticate.username, authenticate.password);

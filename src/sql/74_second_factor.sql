@@ -150,11 +150,13 @@ REVOKE ALL ON FUNCTION secpolicy.challenge_account(text) FROM PUBLIC;
 -- Internal: may this account's password open a session now?  Not when it
 -- has expired (by age or by an admin) or must be changed.
 CREATE FUNCTION secpolicy.password_usable(u secpolicy.users) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT NOT (u.password_expired OR u.must_change_password
-                OR coalesce(u.password_changed_at + p.max_password_age <= now(), false))
-      FROM secpolicy.policy p;
+BEGIN
+    RETURN NOT (u.password_expired OR u.must_change_password
+                OR coalesce(u.password_changed_at + (SELECT p.max_password_age FROM secpolicy.policy p) <= now(),
+                            false));
+END
 $$;
 COMMENT ON FUNCTION secpolicy.password_usable(secpolicy.users) IS
     'Internal: false when the password has expired or must be changed.';

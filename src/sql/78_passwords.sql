@@ -272,6 +272,7 @@ DECLARE
     u secpolicy.users;
     token text := secpolicy.account_token('spr', request_password_reset.account_key);
     digest bytea := secpolicy.token_digest(token);
+    expires timestamptz := now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p);
 BEGIN
     IF request_password_reset.username IS NULL OR request_password_reset.username = '' THEN
         PERFORM secpolicy.record_attempt(NULL, request_password_reset.username, request_password_reset.client_addr,
@@ -289,8 +290,7 @@ BEGIN
          WHERE d.id = (SELECT max(x.id) FROM secpolicy.reset_decoys x);
         PERFORM secpolicy.revoke_reset_tokens(request_password_reset.account_key);
         INSERT INTO secpolicy.reset_decoys (token_digest, requested_addr, expires_at)
-        VALUES (digest, request_password_reset.client_addr,
-                now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
+        VALUES (digest, request_password_reset.client_addr, expires);
         PERFORM secpolicy.record_attempt(u.id, request_password_reset.username, request_password_reset.client_addr,
                                          NULL, false, CASE WHEN u.id IS NULL THEN 'unknown_user' ELSE 'disabled' END,
                                          'reset');
@@ -299,8 +299,7 @@ BEGIN
     -- a new token replaces any live one
     PERFORM secpolicy.revoke_reset_tokens(u.id);
     INSERT INTO secpolicy.password_resets (user_id, token_digest, requested_addr, expires_at)
-    VALUES (u.id, digest, request_password_reset.client_addr,
-            now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
+    VALUES (u.id, digest, request_password_reset.client_addr, expires);
     PERFORM secpolicy.record_attempt(u.id, request_password_reset.username, request_password_reset.client_addr,
                                      NULL, true, 'reset_requested', 'reset');
     RETURN token;
@@ -343,6 +342,8 @@ DECLARE
     r secpolicy.password_resets;
     u secpolicy.users;
     broken text[];
+    lim integer;
+    t timestamptz;
 BEGIN
     IF reset_token IS NULL OR length(reset_token) > 128 THEN
         RETURN ROW('invalid_token', NULL)::secpolicy.password_result;
@@ -375,10 +376,11 @@ BEGIN
     END CASE;
     broken := secpolicy.try_set_password(u.id, reset_password.new_password);
     IF 'reused_password' = ANY (broken) THEN
+        lim := (SELECT p.max_failed_attempts FROM secpolicy.policy p);
+        t := now();
         UPDATE secpolicy.password_resets x
            SET reuse_rejections = x.reuse_rejections + 1,
-               revoked_at = CASE WHEN x.reuse_rejections + 1 >= (SELECT p.max_failed_attempts FROM secpolicy.policy p)
-                                 THEN now() END
+               revoked_at = CASE WHEN x.reuse_rejections + 1 >= lim THEN t END
          WHERE x.user_id = r.user_id AND x.id = r.id;
     ELSE
         PERFORM secpolicy.guess_end('r:' || r.id);

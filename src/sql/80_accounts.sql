@@ -3,19 +3,20 @@
 -- hashes.  Admin functions raise with precise SQLSTATEs and audit every
 -- action with the acting database user (SESSION_USER) and the reason given.
 
--- Internal: clear an account's count in the guess ledger when the
--- transaction commits, in the ledger of the node that counts its guesses (on
--- a distributed installation, the worker owning the account: call it in FROM).
-CREATE FUNCTION secpolicy.clear_guesses(user_id bigint) RETURNS void
+-- Internal: clear entries of the guess ledger when the transaction commits,
+-- in the ledger of the node that counts them: on a distributed installation
+-- the worker owning account_key (call it in FROM), for keys of accounts and
+-- names of that worker.
+CREATE FUNCTION secpolicy.clear_guesses(account_key bigint, ledger_keys text[]) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM secpolicy.guess_clear('u:' || clear_guesses.user_id);
+    PERFORM secpolicy.guess_clear(k) FROM unnest(clear_guesses.ledger_keys) k;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.clear_guesses(bigint) IS
-    'Internal: clear the account''s count in the guess ledger when the transaction commits (on the node owning the account).';
-REVOKE ALL ON FUNCTION secpolicy.clear_guesses(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION secpolicy.clear_guesses(bigint, text[]) IS
+    'Internal: clear entries of the guess ledger when the transaction commits, on the node owning account_key.';
+REVOKE ALL ON FUNCTION secpolicy.clear_guesses(bigint, text[]) FROM PUBLIC;
 
 -- Internal: the id of an account by username (case-insensitive), locked;
 -- raises 42704 for an unknown one and 22004/22023 for a missing name.
@@ -24,14 +25,15 @@ CREATE FUNCTION secpolicy.user_id_of(username text) RETURNS bigint
 AS $$
 DECLARE
     uid bigint;
+    k bigint;
 BEGIN
     IF user_id_of.username IS NULL THEN
         RAISE EXCEPTION 'username must not be NULL' USING ERRCODE = '22004';
     END IF;
     -- on a distributed installation the user id is the name's account key
+    k := CASE WHEN secpolicy.distributed() THEN secpolicy.account_key(user_id_of.username) END;
     SELECT u.id INTO uid FROM secpolicy.users u
-     WHERE lower(u.username) = lower(user_id_of.username)
-       AND (NOT secpolicy.distributed() OR u.id = secpolicy.account_key(user_id_of.username))
+     WHERE lower(u.username) = lower(user_id_of.username) AND (k IS NULL OR u.id = k)
      FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'user "%" does not exist', left(user_id_of.username, 256) USING ERRCODE = '42704';
@@ -133,8 +135,9 @@ DECLARE
     uid bigint := secpolicy.user_id_of(disable_user.username);
     why text := secpolicy.require_reason(disable_user.reason);
     ended integer;
+    t timestamptz := now();
 BEGIN
-    UPDATE secpolicy.users u SET disabled_at = coalesce(u.disabled_at, now()), disabled_reason = why
+    UPDATE secpolicy.users u SET disabled_at = coalesce(u.disabled_at, t), disabled_reason = why
      WHERE u.id = uid;
     ended := secpolicy.end_sessions(uid, 'disabled');
     PERFORM secpolicy.revoke_reset_tokens(uid);
@@ -170,7 +173,7 @@ DECLARE
 BEGIN
     UPDATE secpolicy.users u SET failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE u.id = uid;
-    PERFORM 1 FROM secpolicy.clear_guesses(uid);
+    PERFORM 1 FROM secpolicy.clear_guesses(uid, ARRAY['u:' || uid]);
     PERFORM secpolicy.audit('user_unlocked', uid, unlock_user.username, unlock_user.reason);
 END
 $$;
@@ -191,7 +194,7 @@ BEGIN
        SET must_change_password = true, password_expired = false,
            failed_attempts = 0, reset_required = false, locked_at = NULL
      WHERE u.id = uid;
-    PERFORM 1 FROM secpolicy.clear_guesses(uid);
+    PERFORM 1 FROM secpolicy.clear_guesses(uid, ARRAY['u:' || uid]);
     PERFORM secpolicy.end_sessions(uid, 'admin');
     PERFORM secpolicy.revoke_reset_tokens(uid);
     PERFORM secpolicy.audit('password_set_by_admin', uid, admin_set_password.username, admin_set_password.reason);

@@ -60,10 +60,17 @@ REVOKE ALL ON FUNCTION secpolicy.revoke_access(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.revoke_access(text, text, text) TO secpolicy_admin;
 
 CREATE FUNCTION secpolicy.has_access(access text) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (SELECT 1 FROM secpolicy.user_access a
-                    WHERE a.user_id = secpolicy.current_session_user() AND a.access = $1);
+DECLARE
+    uid bigint := secpolicy.current_session_user();
+BEGIN
+    -- (PL/pgSQL: a distributed installation plans the lookup with the values)
+    IF uid IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM secpolicy.user_access a WHERE a.user_id = uid AND a.access = has_access.access);
+END
 $$;
 COMMENT ON FUNCTION secpolicy.has_access(text) IS
     'Does the user of the session proven in this transaction (session_touch) hold this access? For row-level security.';

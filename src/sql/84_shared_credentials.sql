@@ -36,10 +36,11 @@ DECLARE
     ids bigint[] := ARRAY(SELECT h.credential_id FROM secpolicy.shared_credential_holders h
                            WHERE h.user_id = mark_credentials_due.user_id);
     names text[];
+    t timestamptz := now();
 BEGIN
     WITH due AS (
         UPDATE secpolicy.shared_credentials c
-           SET rotation_due_at = coalesce(c.rotation_due_at, now()),
+           SET rotation_due_at = coalesce(c.rotation_due_at, t),
                rotation_reason = coalesce(c.rotation_reason, mark_credentials_due.reason)
          WHERE c.id = ANY (ids)
         RETURNING c.name)

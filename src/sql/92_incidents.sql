@@ -108,6 +108,8 @@ CREATE FUNCTION secpolicy.update_incident(incident_id bigint, status text DEFAUL
 AS $$
 DECLARE
     i secpolicy.incidents;
+    -- the note as it is appended (made here: the update takes values)
+    line text := to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC": ') || update_incident.note;
 BEGIN
     SELECT * INTO i FROM secpolicy.incidents x WHERE x.id = update_incident.incident_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -122,10 +124,8 @@ BEGIN
     UPDATE secpolicy.incidents x
        SET status = coalesce(update_incident.status, x.status),
            severity = coalesce(update_incident.severity, x.severity),
-           description = CASE WHEN update_incident.note IS NULL THEN x.description
-                              ELSE concat_ws(E'\n', x.description,
-                                             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC": ')
-                                             || update_incident.note) END,
+           description = CASE WHEN line IS NULL THEN x.description
+                              ELSE coalesce(x.description || E'\n', '') || line END,
            regulator_notified_at = coalesce(update_incident.regulator_notified_at, x.regulator_notified_at),
            subjects_notified_at = coalesce(update_incident.subjects_notified_at, x.subjects_notified_at),
            personal_data_breach = coalesce(update_incident.personal_data_breach, x.personal_data_breach),

@@ -35,6 +35,10 @@ DECLARE
     cutoff timestamptz;
     part record;
     done_until timestamptz;
+    forget_before timestamptz;
+    keys bigint[];
+    ledger text[];
+    shard record;
 BEGIN
     SELECT * INTO pol FROM secpolicy.policy;
     dropped_partitions := 0;
@@ -65,6 +69,30 @@ BEGIN
         -- sprayer) and, by the same rule, those of accounts, so that no answer
         -- tells the two apart; the guess ledger forgets them too when this
         -- commits.  A name or an account at the limit stays there until a reset.
+        IF secpolicy.distributed() THEN
+            -- the same, with each ledger entry cleared by the worker that
+            -- counts it, one call per shard (a distributed statement may not
+            -- return the result of a volatile function)
+            forget_before := least(cutoff, now() - interval '90 days');
+            WITH d AS (DELETE FROM secpolicy.unknown_user_failures f
+                        WHERE f.failed_attempts < pol.max_failed_attempts
+                          AND coalesce(f.last_failed_at, f.first_failed_at) < forget_before
+                        RETURNING f.account_key, f.username_key)
+            SELECT coalesce(array_agg(d.account_key), '{}'), coalesce(array_agg('n:' || d.username_key), '{}')
+              INTO keys, ledger FROM d;
+            WITH u AS (UPDATE secpolicy.users x SET failed_attempts = 0
+                        WHERE x.failed_attempts > 0 AND x.failed_attempts < pol.max_failed_attempts
+                          AND coalesce(x.last_failed_at, x.created_at) < forget_before
+                        RETURNING x.id)
+            SELECT keys || coalesce(array_agg(u.id), '{}'), ledger || coalesce(array_agg('u:' || u.id), '{}')
+              INTO keys, ledger FROM u;
+            forgotten_counters := cardinality(keys);
+            FOR shard IN EXECUTE 'SELECT min(x.k) AS account_key, array_agg(x.l) AS ledger FROM unnest($1, $2) x(k, l)'
+                                 ' GROUP BY pg_catalog.get_shard_id_for_distribution_column(''secpolicy.users'', x.k)'
+                         USING keys, ledger LOOP
+                PERFORM 1 FROM secpolicy.clear_guesses(shard.account_key, shard.ledger);
+            END LOOP;
+        ELSE
         WITH d AS (DELETE FROM secpolicy.unknown_user_failures f
                     WHERE f.failed_attempts < pol.max_failed_attempts
                       AND coalesce(f.last_failed_at, f.first_failed_at) < least(cutoff, now() - interval '90 days')
@@ -74,6 +102,7 @@ BEGIN
                       AND coalesce(x.last_failed_at, x.created_at) < least(cutoff, now() - interval '90 days')
                     RETURNING secpolicy.guess_clear('u:' || x.id))
         SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM u) INTO forgotten_counters;
+        END IF;
     END IF;
 
     IF pol.pseudonymise_after IS NOT NULL THEN

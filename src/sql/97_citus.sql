@@ -119,7 +119,7 @@ AS $$
         -- what administration runs on the account's node: the trigger it
         -- fires reads the mode it sets, and the ledger is that node's
         ('secpolicy.write_password(bigint,text,text)', 'user_id'),
-        ('secpolicy.clear_guesses(bigint)', 'user_id');
+        ('secpolicy.clear_guesses(bigint,text[])', 'account_key');
 $$;
 COMMENT ON FUNCTION secpolicy.citus_function_plan() IS
     'The functions distribute() makes Citus run on the worker owning the account, and the argument naming it.';
@@ -223,7 +223,7 @@ DECLARE
     rekey bigint;
 BEGIN
     PERFORM secpolicy.require_citus();
-    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+    IF NOT (SELECT x.rolsuper FROM pg_roles x WHERE x.rolname = current_user) THEN
         RAISE EXCEPTION 'distribute() must be run by a superuser' USING ERRCODE = '42501';
     END IF;
     IF shard_count IS NOT NULL AND (shard_count < 1 OR shard_count > 64000) THEN
@@ -249,6 +249,9 @@ BEGIN
     SELECT string_agg(c.relname, ', ' ORDER BY c.relname) INTO stray
       FROM pg_class c
      WHERE c.relnamespace = 'secpolicy'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
+                      AND e.extname = 'secpolicy')
        AND c.relname NOT IN (SELECT p.table_name FROM secpolicy.citus_table_plan() p);
     IF stray IS NOT NULL THEN
         RAISE EXCEPTION 'distribute() has no place for table(s) %', stray USING ERRCODE = '55000',
@@ -266,12 +269,15 @@ BEGIN
         END IF;
     END IF;
 
-    -- every worker has the extension (Citus creates it with the first
-    -- reference table; made here first, so that each node can be prepared)
-    FOR r IN EXECUTE format('SELECT * FROM pg_catalog.run_command_on_workers(%L)',
-                            format('CREATE EXTENSION IF NOT EXISTS secpolicy VERSION %L', ver)) LOOP
-        IF NOT r.success THEN
-            RAISE EXCEPTION 'could not create the extension on worker %:%', r.nodename, r.nodeport
+    -- every worker has the extension, of this version (Citus creates it on
+    -- the workers when it is created on the coordinator, or with the first
+    -- table distributed; made here first where missing, so that each node
+    -- can be prepared)
+    PERFORM 1 FROM pg_catalog.run_command_on_workers(
+        format('SET citus.enable_metadata_sync = off; CREATE EXTENSION IF NOT EXISTS secpolicy VERSION %L', ver));
+    FOR r IN EXECUTE 'SELECT * FROM pg_catalog.run_command_on_workers($c$SELECT extversion FROM pg_extension WHERE extname = ''secpolicy''$c$)' LOOP
+        IF NOT r.success OR r.result IS DISTINCT FROM ver THEN
+            RAISE EXCEPTION 'worker %:% has no secpolicy %', r.nodename, r.nodeport, ver
                 USING ERRCODE = '55000', DETAIL = r.result,
                       HINT = 'Install secpolicy (the same version) on every node, with the same secpolicy.key_file.';
         END IF;
@@ -306,7 +312,7 @@ BEGIN
     END LOOP;
 
     FOR f IN SELECT * FROM secpolicy.citus_function_plan() LOOP
-        EXECUTE 'SELECT pg_catalog.create_distributed_function($1, $2, colocate_with => $3, force_delegation => true)'
+        EXECUTE 'SELECT pg_catalog.create_distributed_function($1::regprocedure, $2, colocate_with => $3, force_delegation => true)'
             USING f.function_name::text, f.distribution_argument, 'secpolicy.users';
     END LOOP;
 
