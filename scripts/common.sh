@@ -118,3 +118,98 @@ sp_make_key() {
     [ "$(id -u)" = 0 ] && chown postgres: "$f"
     echo "$f"
 }
+
+# ---- a Citus cluster of throwaway clusters (test/scenarios/citus.sh, bench/run citus)
+
+# Is Citus installed in this PostgreSQL installation?
+sp_citus_available() {
+    [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]
+}
+
+# sp_citus_start WORKERS [-c name=value ...]: a coordinator and WORKERS workers,
+# each a throwaway cluster of this installation with citus and secpolicy
+# preloaded and one sealing key, on free local ports, in a fresh directory.
+# Sets SP_CITUS_DIR and SP_CITUS_PORTS (the coordinator's first); clients
+# connect through the socket directory $SP_CITUS_DIR.  Sets no trap: stop it
+# with sp_citus_stop.  Extra settings go to every node.
+sp_citus_start() {
+    local workers=$1 i port
+    shift
+    SP_CITUS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/secpolicy-citus.XXXXXX")
+    chmod 755 "$SP_CITUS_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres: "$SP_CITUS_DIR"
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SP_CITUS_DIR/secpolicy.key"
+    chmod 600 "$SP_CITUS_DIR/secpolicy.key"
+    [ "$(id -u)" = 0 ] && chown postgres: "$SP_CITUS_DIR/secpolicy.key"
+    SP_CITUS_PORTS=
+    port=$((56000 + RANDOM % 2000))
+    for ((i = 0; i <= workers; i++)); do
+        while ! sp_port_free "$port"; do port=$((port + 1)); done
+        SP_CITUS_PORTS="$SP_CITUS_PORTS${SP_CITUS_PORTS:+ }$port"
+        sp_as_owner "$PGBIN/initdb" -D "$SP_CITUS_DIR/n$i" -U postgres --auth=trust -E UTF8 \
+            --locale=C.UTF-8 >"$SP_CITUS_DIR/initdb$i.log" 2>&1 || { cat "$SP_CITUS_DIR/initdb$i.log"; return 1; }
+        cat >>"$SP_CITUS_DIR/n$i/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$SP_CITUS_DIR'
+listen_addresses = '127.0.0.1'
+fsync = off
+shared_preload_libraries = 'citus,secpolicy'
+secpolicy.key_file = '$SP_CITUS_DIR/secpolicy.key'
+max_prepared_transactions = 100
+max_worker_processes = 16
+max_connections = 200
+track_functions = all
+CONF
+        for opt in "$@"; do
+            [ "$opt" = -c ] && continue
+            echo "$opt" >>"$SP_CITUS_DIR/n$i/postgresql.conf"
+        done
+        sp_citus_node_start "$i" || return 1
+        port=$((port + 1))
+    done
+    export SP_CITUS_DIR SP_CITUS_PORTS
+}
+
+# The port of node $1 (0: the coordinator).
+sp_citus_port() {
+    local -a ports
+    read -r -a ports <<<"$SP_CITUS_PORTS"
+    echo "${ports[$1]}"
+}
+
+# Start / stop node $1 (stop mode $2, fast by default).
+sp_citus_node_start() {
+    sp_as_owner "$PGBIN/pg_ctl" -D "$SP_CITUS_DIR/n$1" -l "$SP_CITUS_DIR/n$1.log" -w -t 60 start >/dev/null \
+        || { tail -20 "$SP_CITUS_DIR/n$1.log"; return 1; }
+}
+sp_citus_node_stop() {
+    sp_as_owner "$PGBIN/pg_ctl" -D "$SP_CITUS_DIR/n$1" -m "${2:-fast}" -w -t 60 stop >/dev/null
+}
+
+# sp_citus_db DB: database DB on every node with Citus, the coordinator and
+# the workers registered (the coordinator in the metadata too, so that the
+# reference tables have a copy on it).
+sp_citus_db() {
+    local db=$1 i port n=0 ports
+    read -r -a ports <<<"$SP_CITUS_PORTS"
+    for port in "${ports[@]}"; do
+        "$PGBIN/createdb" -h "$SP_CITUS_DIR" -p "$port" -U postgres "$db" 2>/dev/null || return 1
+        "$PGBIN/psql" -X -q -h "$SP_CITUS_DIR" -p "$port" -U postgres -d "$db" -c 'CREATE EXTENSION citus' || return 1
+    done
+    "$PGBIN/psql" -X -q -At -h "$SP_CITUS_DIR" -p "${ports[0]}" -U postgres -d "$db" \
+        -c "SELECT citus_set_coordinator_host('127.0.0.1', ${ports[0]})" >/dev/null || return 1
+    for ((i = 1; i < ${#ports[@]}; i++)); do
+        "$PGBIN/psql" -X -q -At -h "$SP_CITUS_DIR" -p "$(sp_citus_port 0)" -U postgres -d "$db" \
+            -c "SELECT citus_add_node('127.0.0.1', ${ports[$i]})" >/dev/null || return 1
+    done
+}
+
+# Stop every node and remove the directory.
+sp_citus_stop() {
+    local i
+    [ -n "${SP_CITUS_DIR:-}" ] && [ -d "$SP_CITUS_DIR" ] || return 0
+    for i in "$SP_CITUS_DIR"/n*/; do
+        sp_as_owner "$PGBIN/pg_ctl" -D "$i" -m immediate -w stop >/dev/null 2>&1 || true
+    done
+    rm -rf "$SP_CITUS_DIR"
+}
