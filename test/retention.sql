@@ -194,7 +194,7 @@ UPDATE secpolicy.sessions SET last_seen_at = now() - interval '1 hour', created_
  WHERE user_id = (SELECT id FROM secpolicy.users WHERE username = 'regress_ret_ann');
 CREATE TEMP TABLE m AS SELECT secpolicy.maintain() AS j;
 SELECT set_eq('SELECT jsonb_object_keys(j) FROM m',
-              ARRAY['partitions_created', 'dropped_partitions', 'deleted_rows', 'pseudonymised_rows', 'forgotten_counters', 'sessions_expired',
+              ARRAY['partitions_created', 'rollup_rows_counted', 'dropped_partitions', 'deleted_rows', 'pseudonymised_rows', 'forgotten_counters', 'sessions_expired',
                     'sessions_deleted', 'challenges_deleted', 'reset_tokens_deleted', 'incidents_opened'],
               'maintain() returns its JSON summary');
 SELECT results_eq($$SELECT (j ->> 'partitions_created')::int, (j ->> 'sessions_expired')::int, (j ->> 'dropped_partitions')::int

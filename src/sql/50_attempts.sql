@@ -12,10 +12,13 @@ CREATE TABLE secpolicy.login_attempts (
     success boolean NOT NULL,
     outcome text NOT NULL,
     stage text NOT NULL DEFAULT 'password'
-        CHECK (stage IN ('password', 'mfa', 'change_password'))
+        CHECK (stage IN ('password', 'mfa', 'change_password')),
+    logged_xid xid8 DEFAULT pg_catalog.pg_current_xact_id()
 ) PARTITION BY RANGE (attempted_at);
 COMMENT ON TABLE secpolicy.login_attempts IS
     'Every authentication attempt: who (user_id, or NULL for an unknown username kept as typed), from where, and the outcome.';
+COMMENT ON COLUMN secpolicy.login_attempts.logged_xid IS
+    'The transaction that logged the attempt (NULL: logged before 1.1); the rollups count a row once its transaction is visible to a refresh (see rollup_state).';
 
 -- Internal: the indexes of one partition.  Partitions carry their own indexes
 -- (the parent has none), so that pg_dump restores each daily partition, which
@@ -29,6 +32,8 @@ BEGIN
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (attempted_at)', name || '_time_idx', part);
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (user_id, attempted_at)', name || '_user_idx', part);
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (client_addr, attempted_at)', name || '_addr_idx', part);
+    -- the rows the rollups have not counted yet are found through this index
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (logged_xid)', name || '_xid_idx', part);
 END
 $$;
 COMMENT ON FUNCTION secpolicy.index_attempt_partition(regclass) IS
