@@ -9,182 +9,230 @@
 --   day           a calendar day in the session's TimeZone
 -- The views show no hash, secret, token digest or user agent.
 
--- The views read the rollups (src/sql/89_rollups.sql) and add the rows the
+-- The reports read the rollups (src/sql/89_rollups.sql) and add the rows the
 -- rollups have not counted yet (the tail, found through the logged_xid index
--- of each partition).  They cannot call the internal helpers (an analyst may
--- execute the report functions only), so the test for "not counted yet" is
--- written out here: see src/sql/89_rollups.sql.
+-- of each partition).  The test for "not counted yet" is written out where
+-- it is needed: see src/sql/89_rollups.sql.
 
-CREATE VIEW secpolicy.failed_logins_by_user WITH (security_barrier) AS
+-- The rows of failed_logins_by_user (the view reads them here, where the watermark is
+-- known when the query is planned: the rows not counted yet are then found
+-- through the logged_xid index of the partitions of the window).
+CREATE FUNCTION secpolicy.failed_logins_by_user_report()
+    RETURNS TABLE (user_id bigint, username text, known_account boolean, failures_24h bigint, failures_7d bigint,
+                   failures_30d bigint, last_failure_at timestamptz, currently_locked boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    st secpolicy.rollup_state;
+    fresh boolean;
+BEGIN
+    SELECT * INTO st FROM secpolicy.rollup_state;
+    -- not built, or not refreshed for a day: the window is read from the log
+    fresh := st.built AND st.refreshed_at > now() - interval '1 day';
+    RETURN QUERY
     -- the windows of the last refresh (rollup_user_windows), moved to now:
     -- plus the failures not counted yet, plus or minus the counted failures
     -- between each window's bound then and now
-    WITH tail AS (
-        SELECT a.user_id, a.username, a.attempted_at
-          FROM secpolicy.login_attempts a
-         WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-           AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
-           AND (a.logged_xid >= (SELECT s.snap_xmax FROM secpolicy.rollup_state s)
-                OR a.logged_xid = ANY ((SELECT s.snap_xip FROM secpolicy.rollup_state s)::xid8[])
-                OR a.logged_xid = (SELECT s.self_xid FROM secpolicy.rollup_state s))
-           AND (SELECT CASE WHEN a.logged_xid = s.self_xid THEN a.id > s.self_max_id
-                            ELSE a.logged_xid >= s.snap_xmax OR a.logged_xid = ANY (s.snap_xip) END
-                  FROM secpolicy.rollup_state s)
-           AND (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-        UNION ALL
-        -- rollups never built, or not refreshed for a day: the window from the log
-        SELECT a.user_id, a.username, a.attempted_at
-          FROM secpolicy.login_attempts a
-         WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-           AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
-           AND NOT (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-    ), moved AS (
-        SELECT a.user_id, a.username, a.attempted_at, s.from_24h, s.from_7d, s.from_30d
-          FROM secpolicy.login_attempts a CROSS JOIN secpolicy.rollup_state s
-         WHERE NOT a.success AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
-           AND (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-           -- (the slices lie within a day before the window: refreshed within a day)
-           AND a.attempted_at >= now() - interval '31 days'
-           AND ((a.attempted_at >= (SELECT least(x.from_24h, now() - interval '24 hours') FROM secpolicy.rollup_state x)
-                 AND a.attempted_at < (SELECT greatest(x.from_24h, now() - interval '24 hours') FROM secpolicy.rollup_state x))
-                OR (a.attempted_at >= (SELECT least(x.from_7d, now() - interval '7 days') FROM secpolicy.rollup_state x)
-                    AND a.attempted_at < (SELECT greatest(x.from_7d, now() - interval '7 days') FROM secpolicy.rollup_state x))
-                OR (a.attempted_at >= (SELECT least(x.from_30d, now() - interval '30 days') FROM secpolicy.rollup_state x)
-                    AND a.attempted_at < (SELECT greatest(x.from_30d, now() - interval '30 days') FROM secpolicy.rollup_state x)))
-           AND NOT coalesce(CASE WHEN a.logged_xid = s.self_xid THEN a.id > s.self_max_id
-                                 ELSE a.logged_xid >= s.snap_xmax OR a.logged_xid = ANY (s.snap_xip) END, false)
-    ), parts AS (
-        SELECT t.user_id, t.username,
-               (t.attempted_at >= now() - interval '24 hours')::int AS d24,
-               (t.attempted_at >= now() - interval '7 days')::int AS d7,
-               1 AS d30, t.attempted_at AS last_at
-          FROM tail t
-        UNION ALL
-        SELECT m.user_id, m.username,
-               (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
-               (m.attempted_at >= now() - interval '7 days')::int - (m.attempted_at >= m.from_7d)::int,
-               (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
-               NULL
-          FROM moved m
-        UNION ALL
-        SELECT w.user_id, w.username, w.failures_24h, w.failures_7d, w.failures_30d, w.last_failure_at
-          FROM secpolicy.rollup_user_windows w
-         WHERE (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-    ), forms AS (
-        SELECT p.user_id, CASE WHEN p.user_id IS NULL THEN lower(p.username) END AS username_key, p.username,
-               sum(p.d24) AS f24, sum(p.d7) AS f7, sum(p.d30) AS f30, max(p.last_at) AS last_at
-          FROM parts p
-         GROUP BY 1, 2, 3
-    ), per_name AS (
-        SELECT f.user_id, f.username_key,
-               sum(f.f24)::bigint AS failures_24h, sum(f.f7)::bigint AS failures_7d, sum(f.f30)::bigint AS failures_30d,
-               max(f.last_at) AS last_failure_at, min(f.username) AS username_typed
-          FROM forms f
-         WHERE f.f30 > 0
-         GROUP BY 1, 2
-    )
-    SELECT p.user_id,
-           coalesce(u.username, p.username_typed) AS username,
-           p.user_id IS NOT NULL AS known_account,
-           p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
-           CASE WHEN u.id IS NOT NULL
-                THEN u.reset_required OR u.failed_attempts >= pol.max_failed_attempts
-                ELSE coalesce(f.failed_attempts >= pol.max_failed_attempts, false) END AS currently_locked
-      FROM per_name p
-      CROSS JOIN secpolicy.policy pol
-      LEFT JOIN secpolicy.users u ON u.id = p.user_id
-      LEFT JOIN secpolicy.unknown_user_failures f ON p.user_id IS NULL AND f.username_key = p.username_key;
+        WITH tail AS (
+            SELECT a.user_id, a.username, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
+               AND (a.logged_xid >= st.snap_xmax
+                    OR a.logged_xid = ANY (st.snap_xip)
+                    OR a.logged_xid = st.self_xid)
+               AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                        ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
+               AND fresh
+            UNION ALL
+            -- rollups never built, or not refreshed for a day: the window from the log
+            SELECT a.user_id, a.username, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
+               AND NOT fresh
+        ), moved AS (
+            SELECT a.user_id, a.username, a.attempted_at, st.from_24h, st.from_7d, st.from_30d
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
+               AND fresh
+               -- (the slices lie within a day before the window: refreshed within a day)
+               AND a.attempted_at >= now() - interval '31 days'
+               AND ((a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
+                     AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
+                    OR (a.attempted_at >= least(st.from_7d, now() - interval '7 days')
+                        AND a.attempted_at < greatest(st.from_7d, now() - interval '7 days'))
+                    OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
+                        AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
+               AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                                     ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
+        ), parts AS (
+            SELECT t.user_id, t.username,
+                   (t.attempted_at >= now() - interval '24 hours')::int AS d24,
+                   (t.attempted_at >= now() - interval '7 days')::int AS d7,
+                   1 AS d30, t.attempted_at AS last_at
+              FROM tail t
+            UNION ALL
+            SELECT m.user_id, m.username,
+                   (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
+                   (m.attempted_at >= now() - interval '7 days')::int - (m.attempted_at >= m.from_7d)::int,
+                   (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
+                   NULL
+              FROM moved m
+            UNION ALL
+            SELECT w.user_id, w.username, w.failures_24h, w.failures_7d, w.failures_30d, w.last_failure_at
+              FROM secpolicy.rollup_user_windows w
+             WHERE fresh
+        ), forms AS (
+            SELECT p.user_id, CASE WHEN p.user_id IS NULL THEN lower(p.username) END AS username_key, p.username,
+                   sum(p.d24) AS f24, sum(p.d7) AS f7, sum(p.d30) AS f30, max(p.last_at) AS last_at
+              FROM parts p
+             GROUP BY 1, 2, 3
+        ), per_name AS (
+            SELECT f.user_id, f.username_key,
+                   sum(f.f24)::bigint AS failures_24h, sum(f.f7)::bigint AS failures_7d, sum(f.f30)::bigint AS failures_30d,
+                   max(f.last_at) AS last_failure_at, min(f.username) AS username_typed
+              FROM forms f
+             WHERE f.f30 > 0
+             GROUP BY 1, 2
+        )
+        SELECT p.user_id,
+               coalesce(u.username, p.username_typed) AS username,
+               p.user_id IS NOT NULL AS known_account,
+               p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
+               CASE WHEN u.id IS NOT NULL
+                    THEN u.reset_required OR u.failed_attempts >= pol.max_failed_attempts
+                    ELSE coalesce(f.failed_attempts >= pol.max_failed_attempts, false) END AS currently_locked
+          FROM per_name p
+          CROSS JOIN secpolicy.policy pol
+          LEFT JOIN secpolicy.users u ON u.id = p.user_id
+          LEFT JOIN secpolicy.unknown_user_failures f ON p.user_id IS NULL AND f.username_key = p.username_key;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.failed_logins_by_user_report() IS
+    'The rows of the view failed_logins_by_user.';
+REVOKE ALL ON FUNCTION secpolicy.failed_logins_by_user_report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.failed_logins_by_user_report() TO secpolicy_analyst, secpolicy_admin;
+
+CREATE VIEW secpolicy.failed_logins_by_user WITH (security_barrier) AS
+    SELECT * FROM secpolicy.failed_logins_by_user_report();
 COMMENT ON VIEW secpolicy.failed_logins_by_user IS
     'Per account (or unknown username, case-folded) with failures in the last 30 days: failures in 24 h / 7 d / 30 d, last failure, locked now.';
 
-CREATE VIEW secpolicy.failed_logins_by_source WITH (security_barrier) AS
+-- The rows of failed_logins_by_source (the view reads them here, where the watermark is
+-- known when the query is planned: the rows not counted yet are then found
+-- through the logged_xid index of the partitions of the window).
+CREATE FUNCTION secpolicy.failed_logins_by_source_report()
+    RETURNS TABLE (client_addr inet, failures_24h bigint, failures_30d bigint, distinct_usernames_24h bigint,
+                   distinct_usernames_30d bigint, distinct_accounts_30d bigint, first_failure_at timestamptz,
+                   last_failure_at timestamptz, spraying boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    st secpolicy.rollup_state;
+    fresh boolean;
+BEGIN
+    SELECT * INTO st FROM secpolicy.rollup_state;
+    -- not built, or not refreshed for a day: the window is read from the log
+    fresh := st.built AND st.refreshed_at > now() - interval '1 day';
+    RETURN QUERY
     -- per source, username and account (rollup_source_names, moved to now as
     -- in failed_logins_by_user), then per source and username, then per
     -- source; a first failure that left the window is looked up in the log
-    WITH tail AS (
-        SELECT a.client_addr, a.username, a.user_id, a.attempted_at
-          FROM secpolicy.login_attempts a
-         WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-           AND (a.logged_xid >= (SELECT s.snap_xmax FROM secpolicy.rollup_state s)
-                OR a.logged_xid = ANY ((SELECT s.snap_xip FROM secpolicy.rollup_state s)::xid8[])
-                OR a.logged_xid = (SELECT s.self_xid FROM secpolicy.rollup_state s))
-           AND (SELECT CASE WHEN a.logged_xid = s.self_xid THEN a.id > s.self_max_id
-                            ELSE a.logged_xid >= s.snap_xmax OR a.logged_xid = ANY (s.snap_xip) END
-                  FROM secpolicy.rollup_state s)
-           AND (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-        UNION ALL
-        -- rollups never built, or not refreshed for a day: the window from the log
-        SELECT a.client_addr, a.username, a.user_id, a.attempted_at
-          FROM secpolicy.login_attempts a
-         WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-           AND NOT (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-    ), moved AS (
-        SELECT a.client_addr, a.username, a.user_id, a.attempted_at, s.from_24h, s.from_30d
-          FROM secpolicy.login_attempts a CROSS JOIN secpolicy.rollup_state s
-         WHERE NOT a.success AND (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-           AND a.attempted_at >= now() - interval '31 days'
-           AND ((a.attempted_at >= (SELECT least(x.from_24h, now() - interval '24 hours') FROM secpolicy.rollup_state x)
-                 AND a.attempted_at < (SELECT greatest(x.from_24h, now() - interval '24 hours') FROM secpolicy.rollup_state x))
-                OR (a.attempted_at >= (SELECT least(x.from_30d, now() - interval '30 days') FROM secpolicy.rollup_state x)
-                    AND a.attempted_at < (SELECT greatest(x.from_30d, now() - interval '30 days') FROM secpolicy.rollup_state x)))
-           AND NOT coalesce(CASE WHEN a.logged_xid = s.self_xid THEN a.id > s.self_max_id
-                                 ELSE a.logged_xid >= s.snap_xmax OR a.logged_xid = ANY (s.snap_xip) END, false)
-    ), parts AS (
-        SELECT t.client_addr, lower(t.username) AS name, t.user_id,
-               (t.attempted_at >= now() - interval '24 hours')::int AS d24, 1 AS d30,
-               t.attempted_at AS first_at, false AS stale, t.attempted_at AS last_at
-          FROM tail t
-        UNION ALL
-        SELECT m.client_addr, lower(m.username), m.user_id,
-               (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
-               (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
-               CASE WHEN m.attempted_at >= now() - interval '30 days' THEN m.attempted_at END, false, NULL
-          FROM moved m
-        UNION ALL
-        SELECT w.client_addr, w.username_key, w.user_id, w.failures_24h, w.failures_30d,
-               CASE WHEN w.first_failure_at >= now() - interval '30 days' THEN w.first_failure_at END,
-               w.first_failure_at < now() - interval '30 days', w.last_failure_at
-          FROM secpolicy.rollup_source_names w
-         WHERE (SELECT s.built AND s.refreshed_at > now() - interval '1 day' FROM secpolicy.rollup_state s)
-    ), triples AS (
-        SELECT p.client_addr, p.name, p.user_id, sum(p.d24) AS n24, sum(p.d30) AS n30,
-               min(p.first_at) AS first_at, bool_or(p.stale) AS stale, max(p.last_at) AS last_at
-          FROM parts p
-         GROUP BY 1, 2, 3
-    ), pairs AS (
-        SELECT t.client_addr, t.name, max(t.user_id) AS user_id,
-               sum(t.n24) AS n_24h, sum(t.n30) AS n_30d,
-               max(t.last_at) >= now() - (SELECT pol.detection_window FROM secpolicy.policy pol) AS in_window,
-               min(t.first_at) AS first_at, bool_or(t.stale) AS stale, max(t.last_at) AS last_at
-          FROM triples t
-         WHERE t.n30 > 0
-         GROUP BY t.client_addr, t.name
-    ), sources AS (
-        SELECT p.client_addr,
-               sum(p.n_24h)::bigint AS failures_24h,
-               sum(p.n_30d)::bigint AS failures_30d,
-               count(p.name) FILTER (WHERE p.n_24h > 0) AS distinct_usernames_24h,
-               count(p.name) AS distinct_usernames_30d,
-               count(DISTINCT p.user_id) AS distinct_accounts_30d,
-               min(p.first_at) AS first_at, bool_or(p.stale) AS stale,
-               max(p.last_at) AS last_failure_at,
-               count(p.name) FILTER (WHERE p.in_window) AS names_in_window
-          FROM pairs p
-         GROUP BY p.client_addr
-    )
-    SELECT s.client_addr, s.failures_24h, s.failures_30d, s.distinct_usernames_24h, s.distinct_usernames_30d,
-           s.distinct_accounts_30d,
-           CASE WHEN NOT s.stale THEN s.first_at
-                WHEN s.client_addr IS NULL
-                THEN (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a
-                       WHERE a.client_addr IS NULL AND NOT a.success AND a.attempted_at >= now() - interval '30 days')
-                ELSE (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a
-                       WHERE a.client_addr = s.client_addr AND NOT a.success
-                         AND a.attempted_at >= now() - interval '30 days') END AS first_failure_at,
-           s.last_failure_at,
-           s.client_addr IS NOT NULL
-               AND s.names_in_window >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol) AS spraying
-      FROM sources s;
+        WITH tail AS (
+            SELECT a.client_addr, a.username, a.user_id, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND (a.logged_xid >= st.snap_xmax
+                    OR a.logged_xid = ANY (st.snap_xip)
+                    OR a.logged_xid = st.self_xid)
+               AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                        ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
+               AND fresh
+            UNION ALL
+            -- rollups never built, or not refreshed for a day: the window from the log
+            SELECT a.client_addr, a.username, a.user_id, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND NOT fresh
+        ), moved AS (
+            SELECT a.client_addr, a.username, a.user_id, a.attempted_at, st.from_24h, st.from_30d
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND fresh
+               AND a.attempted_at >= now() - interval '31 days'
+               AND ((a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
+                     AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
+                    OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
+                        AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
+               AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                                     ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
+        ), parts AS (
+            SELECT t.client_addr, lower(t.username) AS name, t.user_id,
+                   (t.attempted_at >= now() - interval '24 hours')::int AS d24, 1 AS d30,
+                   t.attempted_at AS first_at, false AS stale, t.attempted_at AS last_at
+              FROM tail t
+            UNION ALL
+            SELECT m.client_addr, lower(m.username), m.user_id,
+                   (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
+                   (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
+                   CASE WHEN m.attempted_at >= now() - interval '30 days' THEN m.attempted_at END, false, NULL
+              FROM moved m
+            UNION ALL
+            SELECT w.client_addr, w.username_key, w.user_id, w.failures_24h, w.failures_30d,
+                   CASE WHEN w.first_failure_at >= now() - interval '30 days' THEN w.first_failure_at END,
+                   w.first_failure_at < now() - interval '30 days', w.last_failure_at
+              FROM secpolicy.rollup_source_names w
+             WHERE fresh
+        ), triples AS (
+            SELECT p.client_addr, p.name, p.user_id, sum(p.d24) AS n24, sum(p.d30) AS n30,
+                   min(p.first_at) AS first_at, bool_or(p.stale) AS stale, max(p.last_at) AS last_at
+              FROM parts p
+             GROUP BY 1, 2, 3
+        ), pairs AS (
+            SELECT t.client_addr, t.name, max(t.user_id) AS user_id,
+                   sum(t.n24) AS n_24h, sum(t.n30) AS n_30d,
+                   max(t.last_at) >= now() - (SELECT pol.detection_window FROM secpolicy.policy pol) AS in_window,
+                   min(t.first_at) AS first_at, bool_or(t.stale) AS stale, max(t.last_at) AS last_at
+              FROM triples t
+             WHERE t.n30 > 0
+             GROUP BY t.client_addr, t.name
+        ), sources AS (
+            SELECT p.client_addr,
+                   sum(p.n_24h)::bigint AS failures_24h,
+                   sum(p.n_30d)::bigint AS failures_30d,
+                   count(p.name) FILTER (WHERE p.n_24h > 0) AS distinct_usernames_24h,
+                   count(p.name) AS distinct_usernames_30d,
+                   count(DISTINCT p.user_id) AS distinct_accounts_30d,
+                   min(p.first_at) AS first_at, bool_or(p.stale) AS stale,
+                   max(p.last_at) AS last_failure_at,
+                   count(p.name) FILTER (WHERE p.in_window) AS names_in_window
+              FROM pairs p
+             GROUP BY p.client_addr
+        )
+        SELECT s.client_addr, s.failures_24h, s.failures_30d, s.distinct_usernames_24h, s.distinct_usernames_30d,
+               s.distinct_accounts_30d,
+               CASE WHEN NOT s.stale THEN s.first_at
+                    WHEN s.client_addr IS NULL
+                    THEN (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a
+                           WHERE a.client_addr IS NULL AND NOT a.success AND a.attempted_at >= now() - interval '30 days')
+                    ELSE (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a
+                           WHERE a.client_addr = s.client_addr AND NOT a.success
+                             AND a.attempted_at >= now() - interval '30 days') END AS first_failure_at,
+               s.last_failure_at,
+               s.client_addr IS NOT NULL
+                   AND s.names_in_window >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol) AS spraying
+          FROM sources s;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.failed_logins_by_source_report() IS
+    'The rows of the view failed_logins_by_source.';
+REVOKE ALL ON FUNCTION secpolicy.failed_logins_by_source_report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.failed_logins_by_source_report() TO secpolicy_analyst, secpolicy_admin;
+
+CREATE VIEW secpolicy.failed_logins_by_source WITH (security_barrier) AS
+    SELECT * FROM secpolicy.failed_logins_by_source_report();
 COMMENT ON VIEW secpolicy.failed_logins_by_source IS
     'Per client address with failures in the last 30 days; spraying is true when it failed on spray_min_accounts usernames within detection_window.';
 
@@ -225,6 +273,9 @@ CREATE FUNCTION secpolicy.failed_login_report(since timestamptz, until timestamp
                    distinct_accounts bigint, distinct_usernames bigint, distinct_sources bigint,
                    lockouts bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    -- its plans are cheap but look costly (one aggregate per bucket): JIT
+    -- compilation would cost seconds
+    SET jit = off
 AS $$
 DECLARE
     epoch CONSTANT timestamptz := '2000-01-01 00:00+00';
@@ -331,7 +382,8 @@ BEGIN
                              AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))
                         THEN interval '24 hours' END AS cell
               FROM b
-        ), k AS (
+        ), k AS MATERIALIZED (
+            -- how each bucket is answered (materialized: computed once)
             SELECT g.n, g.s, g.e,
                    CASE WHEN g.cell IS NULL THEN 'raw'
                         -- a cut bucket is its cell only if the rest of the cell is empty
@@ -404,26 +456,9 @@ CREATE VIEW secpolicy.failed_logins_daily WITH (security_barrier) AS
     -- buckets over the days that have failures, read from the UTC days of
     -- the rollups when the session's days are UTC days
     WITH span AS (
-        SELECT least((SELECT min(h.hour) FROM secpolicy.rollup_hourly h WHERE h.failures > 0),
-                     (SELECT min(t.attempted_at) FROM (
-                         SELECT a.attempted_at FROM secpolicy.login_attempts a
-                          WHERE NOT a.success
-                            AND (a.logged_xid >= (SELECT s.snap_xmax FROM secpolicy.rollup_state s)
-                                 OR a.logged_xid = ANY ((SELECT s.snap_xip FROM secpolicy.rollup_state s)::xid8[])
-                                 OR a.logged_xid = (SELECT s.self_xid FROM secpolicy.rollup_state s))
-                         UNION ALL
-                         SELECT a.attempted_at FROM secpolicy.login_attempts a
-                          WHERE NOT a.success AND NOT (SELECT s.built FROM secpolicy.rollup_state s)) t)) AS lo,
-               greatest((SELECT max(h.hour) + interval '1 hour' FROM secpolicy.rollup_hourly h WHERE h.failures > 0),
-                        (SELECT max(t.attempted_at) FROM (
-                            SELECT a.attempted_at FROM secpolicy.login_attempts a
-                             WHERE NOT a.success
-                               AND (a.logged_xid >= (SELECT s.snap_xmax FROM secpolicy.rollup_state s)
-                                    OR a.logged_xid = ANY ((SELECT s.snap_xip FROM secpolicy.rollup_state s)::xid8[])
-                                    OR a.logged_xid = (SELECT s.self_xid FROM secpolicy.rollup_state s))
-                            UNION ALL
-                            SELECT a.attempted_at FROM secpolicy.login_attempts a
-                             WHERE NOT a.success AND NOT (SELECT s.built FROM secpolicy.rollup_state s)) t)) AS hi
+        -- the first and the last failure (through the time index of each partition)
+        SELECT (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success) AS lo,
+               (SELECT max(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success) AS hi
     )
     SELECT r.bucket_start::date AS day,
            r.failures,
