@@ -154,14 +154,15 @@ SELECT is((SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n
 
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
             WHERE p.pronamespace = 'secpolicy'::regnamespace AND has_function_privilege('secpolicy_analyst', p.oid, 'EXECUTE')),
-          ARRAY['attack_patterns', 'compliance_report', 'failed_login_report', 'verify_audit_chain'],
+          ARRAY['attack_patterns', 'compliance_report', 'failed_login_report', 'failed_logins_by_source_report',
+                'failed_logins_by_user_report', 'verify_audit_chain'],
           'analyst: EXECUTE on the report functions only');
 SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
             WHERE c.relnamespace = 'secpolicy'::regnamespace
               AND (has_table_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
                    OR has_any_column_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))),
           ARRAY['access_review', 'account_status', 'compliance', 'credentials_due_rotation', 'failed_logins_by_source',
-                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due'],
+                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due', 'rollup_status'],
           'analyst: SELECT on the report views only');
 
 -- the admin role

@@ -74,3 +74,17 @@ ALTER TABLE secpolicy.audit_log
     ALTER COLUMN row_hash DROP NOT NULL,
     ADD COLUMN chain_seq bigint,
     ADD CONSTRAINT audit_log_check CHECK ((prev_hash IS NULL) = (row_hash IS NULL));
+
+-- Report rollups (src/sql/89_rollups.sql): every attempt row records the
+-- transaction that logged it, which is how a refresh tells the rows it has
+-- not counted yet.  Rows logged by 1.0 keep NULL: they are counted by the
+-- first build, below.  (A new column of a 1.0 table: replay cannot add it.)
+ALTER TABLE secpolicy.login_attempts ADD COLUMN logged_xid xid8;
+ALTER TABLE secpolicy.login_attempts ALTER COLUMN logged_xid SET DEFAULT pg_catalog.pg_current_xact_id();
+
+-- @after-replay
+-- Report rollups: the daily partitions of 1.0 get the logged_xid index, and
+-- the rollups are built from the existing log (a data migration).
+SELECT secpolicy.index_attempt_partition(i.inhrelid::regclass)
+  FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'secpolicy.login_attempts'::regclass;
+SELECT secpolicy.refresh_rollups();
