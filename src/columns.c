@@ -15,7 +15,8 @@
  * key_id identifies the sealing key (secpolicy.key_file, as in seal.c) that
  * the column key was derived from: crypto_kdf_derive_from_key(sealing key,
  * subkey id, "spcolenc"), where the subkey id is a hash of the schema, table
- * and column names.  A fresh random nonce is drawn for every value.  The
+ * and column names.  A fresh random nonce is drawn for every value (from a
+ * pool of random bytes, see fresh_nonce()).  The
  * associated data is everything before the nonce followed by the
  * length-prefixed schema, table and column names: a value authenticates only
  * in its own column of its own table, under the row key it carries.  The
@@ -173,6 +174,34 @@ static char reseal_column[NAMEDATALEN];
 static LocalTransactionId marked_lxid = InvalidLocalTransactionId;
 static TimestampTz marked_start = 0;
 static const char *marked_query = NULL;
+
+/*
+ * Nonces are drawn from a pool that randombytes_buf() refills 4 KiB at a
+ * time: one getrandom() call per 170 values instead of one per value (it
+ * was the largest cost of an INSERT).  Nonces are public, but each must be
+ * fresh; the pool belongs to the process that filled it (never the
+ * postmaster, which encrypts nothing), so no two backends share bytes.
+ */
+#define NONCE_POOL_BYTES	(COL_NONCE * 170)
+static unsigned char nonce_pool[NONCE_POOL_BYTES];
+static size_t nonce_pool_left = 0;
+static int	nonce_pool_pid = 0;
+
+/* A fresh random nonce. */
+static void
+fresh_nonce(unsigned char *nonce)
+{
+	if (nonce_pool_left < COL_NONCE || nonce_pool_pid != MyProcPid)
+	{
+		randombytes_buf(nonce_pool, sizeof(nonce_pool));
+		nonce_pool_left = sizeof(nonce_pool);
+		nonce_pool_pid = MyProcPid;
+	}
+	memcpy(nonce, nonce_pool + sizeof(nonce_pool) - nonce_pool_left, COL_NONCE);
+	/* used bytes are wiped, so that none is ever handed out twice */
+	sodium_memzero(nonce_pool + sizeof(nonce_pool) - nonce_pool_left, COL_NONCE);
+	nonce_pool_left -= COL_NONCE;
+}
 
 /* This backend's local transaction id (its place moved in PostgreSQL 17). */
 static LocalTransactionId
@@ -648,7 +677,7 @@ encrypt_value(ColumnInfo *c, const char *row_key, const char *plain, size_t len)
 	bin[1 + SP_KEY_ID_BYTES] = (unsigned char) (rklen >> 8);
 	bin[2 + SP_KEY_ID_BYTES] = (unsigned char) (rklen & 0xff);
 	memcpy(bin + COL_FIXED_HEADER, row_key, rklen);
-	randombytes_buf(bin + header, COL_NONCE);
+	fresh_nonce(bin + header);
 	associated_data(c, bin, header, &ad);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(bin + header + COL_NONCE, &clen,
 											   (const unsigned char *) plain, len,
@@ -1245,6 +1274,7 @@ secpolicy_reveal(PG_FUNCTION_ARGS)
 			sodium_memzero(plain, len);
 	}
 	PG_END_TRY();
+	mark_statement();
 	sp_disclosure_add(c->tab->relid, c->tab->schema, c->tab->table, c->column, true,
 					  role, user_id, session_id, row_key_text(&p));
 	PG_RETURN_TEXT_P(result);

@@ -33,6 +33,7 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -66,6 +67,12 @@ static int	nesting = 0;
 /* Depth of internal SQL calls made by the columns code, and a flush under way. */
 static int	internal_depth = 0;
 static bool flushing = false;
+
+/* secpolicy.log_disclosures: also write each group to the server log. */
+static bool log_disclosures = false;
+
+/* At most this many row keys of a group go to the server log. */
+#define LOG_ROW_KEYS	100
 
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
@@ -144,6 +151,36 @@ discard(void)
 		MemoryContextReset(disclosure_cxt);
 }
 
+/* Write a group to the server log (the reader, the column, the first row keys). */
+static void
+log_group(DisclosureGroup *g)
+{
+	StringInfoData keys;
+	int			n = g->keys->nelems;
+
+	initStringInfo(&keys);
+	for (int i = 0; i < n && i < LOG_ROW_KEYS; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&keys, ", ");
+		if (g->keys->dnulls[i])
+			appendStringInfoString(&keys, "?");
+		else
+			appendStringInfoString(&keys, TextDatumGetCString(g->keys->dvalues[i]));
+	}
+	if (n > LOG_ROW_KEYS)
+		appendStringInfo(&keys, ", ... (%d more)", n - LOG_ROW_KEYS);
+	ereport(LOG,
+			(errmsg("secpolicy disclosure: %s %d value(s) of %s.%s.%s to role %s, user %s, session %s",
+					g->allowed ? "revealed" : "refused", n, g->schema, g->table, g->column,
+					GetUserNameFromId(g->role, false),
+					g->user_id != 0 ? psprintf(INT64_FORMAT, g->user_id) : "none",
+					g->user_id != 0 ? psprintf(INT64_FORMAT, g->session_id) : "none"),
+			 errdetail("row keys: %s", keys.data),
+			 errhidestmt(true)));
+	pfree(keys.data);
+}
+
 /* Write every pending group as a row of secpolicy.disclosure_log. */
 static void
 flush(void)
@@ -176,6 +213,8 @@ flush(void)
 		args[6] = BoolGetDatum(g->allowed);
 		args[7] = makeArrayResult(g->keys, CurrentMemoryContext);
 		args[8] = TimestampTzGetDatum(g->first_at);
+		if (log_disclosures)
+			log_group(g);
 		(void) sp_call_internal("record_disclosure", 9, argtypes, args, nulls, &isnull);
 	}
 	flushing = false;
@@ -345,10 +384,16 @@ disclosures_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Install the hooks and the transaction callback. */
+/* Define the setting, install the hooks and the transaction callback. */
 void
 sp_disclosures_init(void)
 {
+	DefineCustomBoolVariable("secpolicy.log_disclosures",
+							 gettext_noop("Also writes every record of reveals of protected values to the server log."),
+							 gettext_noop("The server log keeps the record even when the transaction that revealed rolls back."),
+							 &log_disclosures, false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = sp_ExecutorRun;
 	prev_ExecutorFinish = ExecutorFinish_hook;

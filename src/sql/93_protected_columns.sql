@@ -770,10 +770,10 @@ DECLARE
     bad text;
     t regclass;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM secpolicy.protected_columns) THEN
-        RETURN;
-    END IF;
     IF TG_EVENT = 'sql_drop' THEN
+        IF NOT EXISTS (SELECT 1 FROM secpolicy.protected_columns) THEN
+            RETURN;
+        END IF;
         FOR o IN SELECT * FROM pg_event_trigger_dropped_objects() d WHERE d.object_type IN ('table', 'table column') LOOP
             IF o.object_type = 'table' THEN
                 DELETE FROM secpolicy.protected_columns c
@@ -789,6 +789,19 @@ BEGIN
                    AND c.column_name = o.address_names[3];
             END IF;
         END LOOP;
+        -- a protected table keeps its primary key (it binds the values)
+        SELECT string_agg(DISTINCT format('%I.%I', c.table_schema, c.table_name), ', ') INTO bad
+          FROM pg_event_trigger_dropped_objects() d
+          JOIN secpolicy.protected_columns c
+            ON c.table_schema = d.address_names[1] AND c.table_name = d.address_names[2]
+         WHERE d.object_type IN ('table constraint', 'index')
+           AND secpolicy.protected_table(c) IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = secpolicy.protected_table(c) AND i.indisprimary);
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot drop the primary key of a table with protected columns' USING ERRCODE = '55000',
+                DETAIL = format('Protected values of %s are bound to their row''s primary key.', bad),
+                HINT = 'Unprotect its columns first (secpolicy.unprotect_column).';
+        END IF;
         RETURN;
     END IF;
     SELECT string_agg(format('%I.%I.%I', c.table_schema, c.table_name, c.column_name), ', ') INTO bad

@@ -50,7 +50,11 @@ COMMENT ON FUNCTION secpolicy.index_disclosure_partition(regclass) IS
 REVOKE ALL ON FUNCTION secpolicy.index_disclosure_partition(regclass) FROM PUBLIC;
 
 CREATE TABLE secpolicy.disclosure_log_default PARTITION OF secpolicy.disclosure_log DEFAULT;
-SELECT secpolicy.index_disclosure_partition('secpolicy.disclosure_log_default');
+-- (the indexes index_disclosure_partition() makes, written out so that an
+-- upgrade replays them)
+CREATE INDEX disclosure_log_default_time_idx ON secpolicy.disclosure_log_default (disclosed_at);
+CREATE INDEX disclosure_log_default_user_idx ON secpolicy.disclosure_log_default (user_id, disclosed_at);
+CREATE INDEX disclosure_log_default_keys_idx ON secpolicy.disclosure_log_default USING gin (row_keys);
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.disclosure_log_default', '');
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.disclosure_log_id_seq', '');
 GRANT SELECT ON secpolicy.disclosure_log TO secpolicy_admin;
