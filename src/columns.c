@@ -32,9 +32,10 @@
  * encrypted.  So nothing is ever encrypted twice, and a value written in
  * clear must not begin with "$sp2$".
  *
- * Keys: the sealing keys are read from their files once per transaction
- * (and only by a transaction that needs them), the column keys derived from
- * them when first needed; all of them are wiped when the transaction ends.
+ * Keys: the sealing keys are read from their files once per statement (and
+ * only by a statement that needs them), the column keys derived from them
+ * when first needed; all of them are wiped when the next statement needs
+ * keys, and when the transaction ends.
  * The key of a column's blind index is 32 random bytes sealed (seal.c) in
  * secpolicy.protected_columns, so that blind indexes survive a rotation of
  * the sealing key unchanged.
@@ -136,10 +137,10 @@ typedef struct ColumnInfo
 	unsigned char key_current[COL_KEY];
 	bool		have_previous;
 	unsigned char key_previous[COL_KEY];
-	bool		index_loaded;
+	uint64		index_generation;	/* statement whose lookup index_key holds (0: none) */
 	bool		have_index_key;
 	unsigned char index_key[INDEX_KEY_BYTES];
-	bool		access_loaded;
+	uint64		access_generation;	/* statement whose lookup access holds (0: none) */
 	char	   *access;			/* NULL: the column is not protected */
 	/* reveal()'s decision, for one statement and one reader */
 	uint64		decided_generation;
@@ -273,10 +274,33 @@ sp_columns_init(void)
 
 /* ---------------------------------------------------------------- keys ---- */
 
+/*
+ * Keys are kept for one statement: the next one reads the key files again
+ * (a rotation, or SET secpolicy.key_file, takes effect at once).
+ */
+static void
+keys_for_this_statement(void)
+{
+	static uint64 keys_generation = 0;
+
+	if (keys_generation == sp_statement_generation())
+		return;
+	for (ColumnInfo *c = columns; c != NULL; c = c->next)
+	{
+		sodium_memzero(c->key_current, sizeof(c->key_current));
+		sodium_memzero(c->key_previous, sizeof(c->key_previous));
+		c->have_current = false;
+		c->have_previous = false;
+	}
+	sodium_memzero(&sealing, sizeof(sealing));
+	keys_generation = sp_statement_generation();
+}
+
 /* The current sealing key and its id (raises 55000 without one). */
 static void
 load_current(void)
 {
+	keys_for_this_statement();
 	if (!sealing.loaded_current)
 	{
 		sp_seal_current_key(sealing.current, sealing.current_id);
@@ -288,6 +312,7 @@ load_current(void)
 static bool
 load_previous(void)
 {
+	keys_for_this_statement();
 	if (!sealing.loaded_previous)
 	{
 		sealing.have_previous = sp_seal_previous_key(sealing.previous, sealing.previous_id);
@@ -487,11 +512,15 @@ names_args(const ColumnInfo *c, Datum *args)
 	args[2] = CStringGetTextDatum(c->column);
 }
 
-/* The access a column is protected with, or NULL when it is not protected. */
+/*
+ * The access a column is protected with, or NULL when it is not protected;
+ * looked up once per statement (protect_column and unprotect_column may run
+ * earlier in the transaction).
+ */
 static const char *
 column_access(ColumnInfo *c)
 {
-	if (!c->access_loaded)
+	if (c->access_generation != sp_statement_generation())
 	{
 		static const Oid argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
 		Datum		args[3];
@@ -501,7 +530,7 @@ column_access(ColumnInfo *c)
 		names_args(c, args);
 		d = sp_call_internal("column_access", 3, argtypes, args, NULL, &isnull);
 		c->access = isnull ? NULL : MemoryContextStrdup(cache_context(), TextDatumGetCString(d));
-		c->access_loaded = true;
+		c->access_generation = sp_statement_generation();
 	}
 	return c->access;
 }
@@ -518,11 +547,11 @@ require_protected(ColumnInfo *c)
 				 errhint("See secpolicy.protect_column().")));
 }
 
-/* The key of the column's blind index (raises 55000 when it has none). */
+/* The key of the column's blind index, looked up once per statement (raises 55000 when it has none). */
 static const unsigned char *
 index_key(ColumnInfo *c)
 {
-	if (!c->index_loaded)
+	if (c->index_generation != sp_statement_generation())
 	{
 		static const Oid argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
 		Datum		args[3];
@@ -531,6 +560,8 @@ index_key(ColumnInfo *c)
 
 		names_args(c, args);
 		d = sp_call_internal("column_index_key", 3, argtypes, args, NULL, &isnull);
+		sodium_memzero(c->index_key, sizeof(c->index_key));
+		c->have_index_key = false;
 		if (!isnull)
 		{
 			size_t		len;
@@ -548,7 +579,7 @@ index_key(ColumnInfo *c)
 			sodium_memzero(key, len);
 			c->have_index_key = true;
 		}
-		c->index_loaded = true;
+		c->index_generation = sp_statement_generation();
 	}
 	if (!c->have_index_key)
 		ereport(ERROR,

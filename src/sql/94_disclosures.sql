@@ -234,7 +234,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.disclosures_of(regclass, text) TO secpolicy_
 -- incident names (affected_user_ids), to a session opened from one of its
 -- source addresses, or to a database role it names (affected_usernames).
 -- The window runs from `since` (by default the first evidence of an attack
--- detection, else detected_at) to `until` (by default closed_at, else now).
+-- detection, else detected_at) to `until` (by default closed_at, else open).
 CREATE FUNCTION secpolicy.incident_affected_subjects(incident_id bigint, since timestamptz DEFAULT NULL,
                                                      until timestamptz DEFAULT NULL)
     RETURNS TABLE (table_schema text, table_name text, row_key text, columns text[], reveals bigint,
@@ -252,7 +252,7 @@ BEGIN
         RAISE EXCEPTION 'incident % does not exist', incident_affected_subjects.incident_id USING ERRCODE = '42704';
     END IF;
     lo := coalesce(incident_affected_subjects.since, (i.evidence ->> 'first_at')::timestamptz, i.detected_at);
-    hi := coalesce(incident_affected_subjects.until, i.closed_at, now());
+    hi := coalesce(incident_affected_subjects.until, i.closed_at, 'infinity');
     RETURN QUERY
     SELECT d.table_schema, d.table_name, k.row_key, array_agg(DISTINCT d.column_name ORDER BY d.column_name),
            count(*), min(d.disclosed_at), max(d.disclosed_at),
