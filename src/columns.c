@@ -264,12 +264,13 @@ columns_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Module set-up: the transaction callback and the disclosure record. */
+/* Module set-up: the transaction callback, the disclosure record, the worker's settings. */
 void
 sp_columns_init(void)
 {
 	RegisterXactCallback(columns_xact_callback, NULL);
 	sp_disclosures_init();
+	sp_protect_worker_init();
 }
 
 /* ---------------------------------------------------------------- keys ---- */

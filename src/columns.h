@@ -27,4 +27,7 @@ extern void sp_disclosure_add(Oid relid, const char *schema, const char *table,
 							  const char *column, bool allowed, Oid role,
 							  int64 user_id, int64 session_id, const char *row_key);
 
+/* protect_worker.c */
+extern void sp_protect_worker_init(void);
+
 #endif							/* SP_COLUMNS_H */

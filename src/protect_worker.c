@@ -15,6 +15,11 @@
  * It ends when no column has work left and the transaction that started it
  * is over (a column protected by that transaction becomes visible only when
  * it commits).
+ *
+ * Settings (postgresql.conf or ALTER SYSTEM, read again on reload):
+ *	 secpolicy.protection_batch_rows	rows per batch (each holds their row locks
+ *										until it commits)
+ *	 secpolicy.protection_batch_delay	pause between batches, to spare the I/O
  */
 #include "postgres.h"
 
@@ -24,9 +29,11 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/procarray.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
@@ -45,7 +52,27 @@ typedef struct WorkerArgs
 } WorkerArgs;
 
 #define WORKER_TYPE		"secpolicy encryption"
-#define STEP_SQL		"SELECT secpolicy.protection_step()"
+
+static int	batch_rows = 10000;
+static int	batch_delay = 0;
+
+/* Define the worker's settings. */
+void
+sp_protect_worker_init(void)
+{
+	DefineCustomIntVariable("secpolicy.protection_batch_rows",
+							gettext_noop("Rows per batch of the worker that encrypts stored values of protected columns."),
+							gettext_noop("A batch holds the locks of its rows until it commits."),
+							&batch_rows, 10000, 1, 10000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("secpolicy.protection_batch_delay",
+							gettext_noop("Pause between two batches of the worker that encrypts stored values of protected columns."),
+							NULL,
+							&batch_delay, 0, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
 
 /*
  * start_protection_worker(owner oid) returns boolean: internal; registers
@@ -81,13 +108,16 @@ run_step(void)
 {
 	bool		more = false;
 
+	char		sql[80];
+
+	snprintf(sql, sizeof(sql), "SELECT secpolicy.protection_step(%d)", batch_rows);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, STEP_SQL);
-	if (SPI_execute(STEP_SQL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	pgstat_report_activity(STATE_RUNNING, sql);
+	if (SPI_execute(sql, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -109,6 +139,7 @@ secpolicy_protection_worker_main(Datum arg)
 	WorkerArgs	args;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), args.owner, 0);
 	pgstat_report_appname(WORKER_TYPE);
@@ -116,8 +147,21 @@ secpolicy_protection_worker_main(Datum arg)
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 		if (run_step())
+		{
+			if (batch_delay > 0)
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, batch_delay,
+								 PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+			}
 			continue;
+		}
 		/* nothing to do: unless what started us may still commit more work */
 		if (!TransactionIdIsValid(args.launcher_xid) || !TransactionIdIsInProgress(args.launcher_xid))
 		{
