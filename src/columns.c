@@ -56,6 +56,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/inval.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -77,6 +78,7 @@ PG_FUNCTION_INFO_V1(secpolicy_protected_key_id);
 PG_FUNCTION_INFO_V1(secpolicy_open_value);
 PG_FUNCTION_INFO_V1(secpolicy_new_index_key);
 PG_FUNCTION_INFO_V1(secpolicy_set_reseal_target);
+PG_FUNCTION_INFO_V1(secpolicy_register_changed);
 
 /* session.c: the session proven in this transaction */
 extern Datum secpolicy_current_session_user(PG_FUNCTION_ARGS);
@@ -137,11 +139,9 @@ typedef struct ColumnInfo
 	unsigned char key_current[COL_KEY];
 	bool		have_previous;
 	unsigned char key_previous[COL_KEY];
-	uint64		index_generation;	/* statement whose lookup index_key holds (0: none) */
+	uint64		index_version;	/* register version index_key was unsealed from (0: none) */
 	bool		have_index_key;
 	unsigned char index_key[INDEX_KEY_BYTES];
-	uint64		access_generation;	/* statement whose lookup access holds (0: none) */
-	char	   *access;			/* NULL: the column is not protected */
 	/* reveal()'s decision, for one statement and one reader */
 	uint64		decided_generation;
 	Oid			decided_role;
@@ -504,6 +504,77 @@ column_info(Oid relid, Relation rel, const char *column)
 	return c;
 }
 
+/* ---------------------------------------------------------- the register -- */
+
+/*
+ * What this backend read of the register (secpolicy.protected_columns and
+ * secpolicy.reveal_grants): each column's access and sealed blind index key,
+ * each access's roles.  A statement trigger on both tables
+ * (register_changed()) sends an invalidation of the table at commit, and
+ * every backend (the one that changed it at its next command) forgets all of
+ * it; register_version counts those invalidations.  So lookups cost no query
+ * after the first, which keeps a blind-index search close to a plain one.
+ */
+typedef struct RegisterColumn
+{
+	char	   *schema;
+	char	   *table;
+	char	   *column;
+	char	   *access;			/* NULL: not protected */
+	bytea	   *sealed_index_key;	/* NULL: not searchable */
+	struct RegisterColumn *next;
+} RegisterColumn;
+
+typedef struct RegisterRoles
+{
+	char	   *access;
+	int			nroles;
+	Oid		   *roles;
+	struct RegisterRoles *next;
+} RegisterRoles;
+
+static MemoryContext register_cxt = NULL;
+static RegisterColumn *register_columns = NULL;
+static RegisterRoles *register_roles = NULL;
+static uint64 register_version = 1;
+static Oid	register_relids[2] = {InvalidOid, InvalidOid};
+static bool register_callback = false;
+
+/* Relcache invalidation callback: forget the register when one of its tables changed. */
+static void
+register_invalidate(Datum arg, Oid relid)
+{
+	if (OidIsValid(relid) && relid != register_relids[0] && relid != register_relids[1])
+		return;
+	register_columns = NULL;
+	register_roles = NULL;
+	if (register_cxt != NULL)
+		MemoryContextReset(register_cxt);
+	register_relids[0] = register_relids[1] = InvalidOid;
+	register_version++;
+}
+
+/* Get ready to read the register: the callback, the tables' OIDs, the memory. */
+static void
+register_prepare(void)
+{
+	if (!register_callback)
+	{
+		CacheRegisterRelcacheCallback(register_invalidate, (Datum) 0);
+		register_callback = true;
+	}
+	if (register_cxt == NULL)
+		register_cxt = AllocSetContextCreate(TopMemoryContext, "secpolicy register",
+											 ALLOCSET_SMALL_SIZES);
+	if (!OidIsValid(register_relids[0]))
+	{
+		Oid			nsp = get_namespace_oid("secpolicy", false);
+
+		register_relids[0] = get_relname_relid("protected_columns", nsp);
+		register_relids[1] = get_relname_relid("reveal_grants", nsp);
+	}
+}
+
 /* Text arguments of the internal lookups: the column's names. */
 static void
 names_args(const ColumnInfo *c, Datum *args)
@@ -513,27 +584,53 @@ names_args(const ColumnInfo *c, Datum *args)
 	args[2] = CStringGetTextDatum(c->column);
 }
 
-/*
- * The access a column is protected with, or NULL when it is not protected;
- * looked up once per statement (protect_column and unprotect_column may run
- * earlier in the transaction).
- */
+/* The register's entry of a column (read on first use after each change). */
+static RegisterColumn *
+register_column(const ColumnInfo *c)
+{
+	static const Oid argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	RegisterColumn *r;
+	Datum		args[3];
+	bool		access_null;
+	bool		key_null;
+	Datum		access;
+	Datum		key;
+	uint64		version;
+	MemoryContext old;
+
+	register_prepare();
+	for (r = register_columns; r != NULL; r = r->next)
+		if (strcmp(r->column, c->column) == 0 && strcmp(r->table, c->tab->table) == 0 &&
+			strcmp(r->schema, c->tab->schema) == 0)
+			return r;
+
+	version = register_version;
+	names_args(c, args);
+	access = sp_call_internal("column_access", 3, argtypes, args, NULL, &access_null);
+	key = sp_call_internal("column_index_key", 3, argtypes, args, NULL, &key_null);
+
+	old = MemoryContextSwitchTo(register_cxt);
+	r = palloc0(sizeof(RegisterColumn));
+	r->schema = pstrdup(c->tab->schema);
+	r->table = pstrdup(c->tab->table);
+	r->column = pstrdup(c->column);
+	r->access = access_null ? NULL : TextDatumGetCString(access);
+	r->sealed_index_key = key_null ? NULL : DatumGetByteaPCopy(key);
+	MemoryContextSwitchTo(old);
+	/* kept only if no change was seen while reading (else it may be stale) */
+	if (version == register_version)
+	{
+		r->next = register_columns;
+		register_columns = r;
+	}
+	return r;
+}
+
+/* The access a column is protected with, or NULL when it is not protected. */
 static const char *
 column_access(ColumnInfo *c)
 {
-	if (c->access_generation != sp_statement_generation())
-	{
-		static const Oid argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-		Datum		args[3];
-		bool		isnull;
-		Datum		d;
-
-		names_args(c, args);
-		d = sp_call_internal("column_access", 3, argtypes, args, NULL, &isnull);
-		c->access = isnull ? NULL : MemoryContextStrdup(cache_context(), TextDatumGetCString(d));
-		c->access_generation = sp_statement_generation();
-	}
-	return c->access;
+	return register_column(c)->access;
 }
 
 /* Raise 42704 unless the column is protected. */
@@ -548,25 +645,23 @@ require_protected(ColumnInfo *c)
 				 errhint("See secpolicy.protect_column().")));
 }
 
-/* The key of the column's blind index, looked up once per statement (raises 55000 when it has none). */
+/*
+ * The key of the column's blind index (raises 55000 when it has none),
+ * unsealed once per transaction (and again after a change of the register).
+ */
 static const unsigned char *
 index_key(ColumnInfo *c)
 {
-	if (c->index_generation != sp_statement_generation())
-	{
-		static const Oid argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-		Datum		args[3];
-		bool		isnull;
-		Datum		d;
+	RegisterColumn *r = register_column(c);
 
-		names_args(c, args);
-		d = sp_call_internal("column_index_key", 3, argtypes, args, NULL, &isnull);
+	if (c->index_version != register_version)
+	{
 		sodium_memzero(c->index_key, sizeof(c->index_key));
 		c->have_index_key = false;
-		if (!isnull)
+		if (r->sealed_index_key != NULL)
 		{
 			size_t		len;
-			unsigned char *key = sp_unseal(DatumGetByteaPP(d), &len);
+			unsigned char *key = sp_unseal(r->sealed_index_key, &len);
 
 			if (len != INDEX_KEY_BYTES)
 			{
@@ -580,7 +675,7 @@ index_key(ColumnInfo *c)
 			sodium_memzero(key, len);
 			c->have_index_key = true;
 		}
-		c->index_generation = sp_statement_generation();
+		c->index_version = register_version;
 	}
 	if (!c->have_index_key)
 		ereport(ERROR,
@@ -589,6 +684,47 @@ index_key(ColumnInfo *c)
 						c->column, c->tab->schema, c->tab->table),
 				 errhint("Protect it with searchable => true to have a blind index.")));
 	return c->index_key;
+}
+
+/* The roles granted an access with grant_reveal (read on first use after each change). */
+static RegisterRoles *
+register_roles_of(const char *access)
+{
+	static const Oid argtypes[1] = {TEXTOID};
+	RegisterRoles *r;
+	Datum		arg = CStringGetTextDatum(access);
+	bool		isnull;
+	Datum		d;
+	uint64		version;
+	MemoryContext old;
+
+	register_prepare();
+	for (r = register_roles; r != NULL; r = r->next)
+		if (strcmp(r->access, access) == 0)
+			return r;
+	version = register_version;
+	d = sp_call_internal("reveal_roles", 1, argtypes, &arg, NULL, &isnull);
+	old = MemoryContextSwitchTo(register_cxt);
+	r = palloc0(sizeof(RegisterRoles));
+	r->access = pstrdup(access);
+	if (!isnull)
+	{
+		Datum	   *roles;
+		bool	   *rnulls;
+
+		deconstruct_array(DatumGetArrayTypeP(d), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+						  &roles, &rnulls, &r->nroles);
+		r->roles = palloc(sizeof(Oid) * Max(r->nroles, 1));
+		for (int i = 0; i < r->nroles; i++)
+			r->roles[i] = rnulls[i] ? InvalidOid : DatumGetObjectId(roles[i]);
+	}
+	MemoryContextSwitchTo(old);
+	if (version == register_version)
+	{
+		r->next = register_roles;
+		register_roles = r;
+	}
+	return r;
 }
 
 /* The blind index of a plaintext: a keyed BLAKE2b hash of 128 bits. */
@@ -1190,10 +1326,8 @@ static bool
 may_reveal(ColumnInfo *c, Oid role, int64 user_id, int64 session_id)
 {
 	uint64		gen = sp_statement_generation();
+	const char *access = column_access(c);
 	bool		allowed = false;
-	Datum		arg = CStringGetTextDatum(c->access);
-	bool		isnull;
-	Datum		d;
 
 	if (c->decided_generation == gen && c->decided_role == role &&
 		c->decided_user == user_id && c->decided_session == session_id)
@@ -1201,27 +1335,20 @@ may_reveal(ColumnInfo *c, Oid role, int64 user_id, int64 session_id)
 	if (user_id != 0)
 	{
 		static const Oid argtypes[1] = {TEXTOID};
+		Datum		arg = CStringGetTextDatum(access);
+		bool		isnull;
+		Datum		d;
 
 		d = sp_call_internal("has_access", 1, argtypes, &arg, NULL, &isnull);
 		allowed = !isnull && DatumGetBool(d);
 	}
 	if (!allowed)
 	{
-		static const Oid argtypes[1] = {TEXTOID};
+		RegisterRoles *r = register_roles_of(access);
 
-		d = sp_call_internal("reveal_roles", 1, argtypes, &arg, NULL, &isnull);
-		if (!isnull)
-		{
-			ArrayType  *a = DatumGetArrayTypeP(d);
-			Datum	   *roles;
-			bool	   *rnulls;
-			int			n;
-
-			deconstruct_array(a, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &roles, &rnulls, &n);
-			for (int i = 0; i < n && !allowed; i++)
-				allowed = !rnulls[i] && (DatumGetObjectId(roles[i]) == role ||
-										 is_member_of_role_nosuper(role, DatumGetObjectId(roles[i])));
-		}
+		for (int i = 0; i < r->nroles && !allowed; i++)
+			allowed = OidIsValid(r->roles[i]) &&
+				(r->roles[i] == role || is_member_of_role_nosuper(role, r->roles[i]));
 	}
 	c->decided_generation = gen;
 	c->decided_role = role;
@@ -1454,4 +1581,22 @@ secpolicy_set_reseal_target(PG_FUNCTION_ARGS)
 		strlcpy(reseal_column, NameStr(*PG_GETARG_NAME(1)), NAMEDATALEN);
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * register_changed(): statement trigger on protected_columns and
+ * reveal_grants: every backend forgets what it read of them (at this
+ * transaction's commit; this backend at its next command).
+ */
+Datum
+secpolicy_register_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("register_changed must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	return PointerGetDatum(NULL);
 }

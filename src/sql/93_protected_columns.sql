@@ -59,6 +59,20 @@ GRANT SELECT ON secpolicy.reveal_grants TO secpolicy_admin;
 
 -- ------------------------------------------------------------------ C ----
 
+-- Backends keep what they read of the two tables above (src/columns.c);
+-- a change makes every backend forget it.
+CREATE FUNCTION secpolicy.register_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'secpolicy_register_changed'
+    LANGUAGE C;
+COMMENT ON FUNCTION secpolicy.register_changed() IS
+    'Trigger: a change of protected_columns or reveal_grants makes every backend forget what it read of them.';
+REVOKE ALL ON FUNCTION secpolicy.register_changed() FROM PUBLIC;
+CREATE TRIGGER protected_columns_changed
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF table_schema, table_name, column_name, access, searchable, index_key
+    ON secpolicy.protected_columns FOR EACH STATEMENT EXECUTE FUNCTION secpolicy.register_changed();
+CREATE TRIGGER reveal_grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON secpolicy.reveal_grants FOR EACH STATEMENT EXECUTE FUNCTION secpolicy.register_changed();
+
 CREATE FUNCTION secpolicy.protect_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'secpolicy_protect_trigger'
     LANGUAGE C;
