@@ -87,7 +87,6 @@ extern Datum secpolicy_current_session_id(PG_FUNCTION_ARGS);
 #define COL_PREFIX			"$sp2$"
 #define COL_PREFIX_LEN		5
 #define COL_VERSION			0x02
-#define COL_B64				sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define COL_NONCE			crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define COL_TAG				crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define COL_KEY				crypto_aead_xchacha20poly1305_ietf_KEYBYTES
@@ -135,13 +134,12 @@ typedef struct ColumnInfo
 	AttrNumber	attnum;			/* 0 until resolved by the trigger */
 	AttrNumber	bidx_attnum;
 	uint64		subkey_id;
+	char	   *names;			/* the length-prefixed names, as in the associated data */
+	int			names_len;
 	bool		have_current;	/* column key under the current sealing key */
 	unsigned char key_current[COL_KEY];
 	bool		have_previous;
 	unsigned char key_previous[COL_KEY];
-	uint64		index_version;	/* register version index_key was unsealed from (0: none) */
-	bool		have_index_key;
-	unsigned char index_key[INDEX_KEY_BYTES];
 	/* reveal()'s decision, for one statement and one reader */
 	uint64		decided_generation;
 	Oid			decided_role;
@@ -236,7 +234,6 @@ forget_keys(void)
 	{
 		sodium_memzero(c->key_current, sizeof(c->key_current));
 		sodium_memzero(c->key_previous, sizeof(c->key_previous));
-		sodium_memzero(c->index_key, sizeof(c->index_key));
 	}
 	sodium_memzero(&sealing, sizeof(sealing));
 	columns = NULL;
@@ -499,6 +496,16 @@ column_info(Oid relid, Relation rel, const char *column)
 	c->tab = t;
 	strlcpy(c->column, column, NAMEDATALEN);
 	c->subkey_id = column_subkey_id(c);
+	{
+		StringInfoData buf;
+		MemoryContext old = MemoryContextSwitchTo(cache_context());
+
+		initStringInfo(&buf);
+		append_names(&buf, c);
+		c->names = buf.data;
+		c->names_len = buf.len;
+		MemoryContextSwitchTo(old);
+	}
 	c->next = columns;
 	columns = c;
 	return c;
@@ -514,6 +521,9 @@ column_info(Oid relid, Relation rel, const char *column)
  * every backend (the one that changed it at its next command) forgets all of
  * it; register_version counts those invalidations.  So lookups cost no query
  * after the first, which keeps a blind-index search close to a plain one.
+ * For the same reason a blind index key, once unsealed, is kept here (and
+ * wiped when the register changes) rather than unsealed (reading the key
+ * file) in every transaction.
  */
 typedef struct RegisterColumn
 {
@@ -522,6 +532,8 @@ typedef struct RegisterColumn
 	char	   *column;
 	char	   *access;			/* NULL: not protected */
 	bytea	   *sealed_index_key;	/* NULL: not searchable */
+	bool		have_index_key;	/* index_key holds the unsealed key */
+	unsigned char index_key[INDEX_KEY_BYTES];
 	struct RegisterColumn *next;
 } RegisterColumn;
 
@@ -546,6 +558,8 @@ register_invalidate(Datum arg, Oid relid)
 {
 	if (OidIsValid(relid) && relid != register_relids[0] && relid != register_relids[1])
 		return;
+	for (RegisterColumn *r = register_columns; r != NULL; r = r->next)
+		sodium_memzero(r->index_key, sizeof(r->index_key));
 	register_columns = NULL;
 	register_roles = NULL;
 	if (register_cxt != NULL)
@@ -647,43 +661,37 @@ require_protected(ColumnInfo *c)
 
 /*
  * The key of the column's blind index (raises 55000 when it has none),
- * unsealed once per transaction (and again after a change of the register).
+ * unsealed on first use after each change of the register.
  */
 static const unsigned char *
 index_key(ColumnInfo *c)
 {
 	RegisterColumn *r = register_column(c);
 
-	if (c->index_version != register_version)
+	if (!r->have_index_key && r->sealed_index_key != NULL)
 	{
-		sodium_memzero(c->index_key, sizeof(c->index_key));
-		c->have_index_key = false;
-		if (r->sealed_index_key != NULL)
-		{
-			size_t		len;
-			unsigned char *key = sp_unseal(r->sealed_index_key, &len);
+		size_t		len;
+		unsigned char *key = sp_unseal(r->sealed_index_key, &len);
 
-			if (len != INDEX_KEY_BYTES)
-			{
-				sodium_memzero(key, len);
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("the blind index key of %s.%s.%s is malformed",
-								c->tab->schema, c->tab->table, c->column)));
-			}
-			memcpy(c->index_key, key, INDEX_KEY_BYTES);
+		if (len != INDEX_KEY_BYTES)
+		{
 			sodium_memzero(key, len);
-			c->have_index_key = true;
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the blind index key of %s.%s.%s is malformed",
+							c->tab->schema, c->tab->table, c->column)));
 		}
-		c->index_version = register_version;
+		memcpy(r->index_key, key, INDEX_KEY_BYTES);
+		sodium_memzero(key, len);
+		r->have_index_key = true;
 	}
-	if (!c->have_index_key)
+	if (!r->have_index_key)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("column \"%s\" of table %s.%s is not searchable",
 						c->column, c->tab->schema, c->tab->table),
 				 errhint("Protect it with searchable => true to have a blind index.")));
-	return c->index_key;
+	return r->index_key;
 }
 
 /* The roles granted an access with grant_reveal (read on first use after each change). */
@@ -742,6 +750,107 @@ blind_hash(ColumnInfo *c, const char *plain, size_t len)
 
 /* ------------------------------------------------------------ the format -- */
 
+/*
+ * URL-safe base64 without padding (RFC 4648, section 5).  Ciphertext is no
+ * secret, so these need not run in constant time (libsodium's codec does,
+ * and cost more than the decryption itself).
+ */
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Characters needed for `len` bytes. */
+#define B64_LEN(len)	(((len) / 3) * 4 + ((len) % 3 == 0 ? 0 : (len) % 3 + 1))
+
+/* Encode `len` bytes into out (B64_LEN(len) characters, no terminator). */
+static void
+b64_encode(const unsigned char *in, size_t len, char *out)
+{
+	size_t		i;
+
+	for (i = 0; i + 3 <= len; i += 3)
+	{
+		uint32		v = ((uint32) in[i] << 16) | ((uint32) in[i + 1] << 8) | in[i + 2];
+
+		*out++ = b64_chars[v >> 18];
+		*out++ = b64_chars[(v >> 12) & 63];
+		*out++ = b64_chars[(v >> 6) & 63];
+		*out++ = b64_chars[v & 63];
+	}
+	if (len - i == 1)
+	{
+		*out++ = b64_chars[in[i] >> 2];
+		*out++ = b64_chars[(in[i] & 3) << 4];
+	}
+	else if (len - i == 2)
+	{
+		uint32		v = ((uint32) in[i] << 8) | in[i + 1];
+
+		*out++ = b64_chars[v >> 10];
+		*out++ = b64_chars[(v >> 4) & 63];
+		*out++ = b64_chars[(v & 15) << 2];
+	}
+}
+
+/* Values of the base64 characters (-1 for any other byte), filled on first use. */
+static int8 b64_values[256];
+static bool b64_ready = false;
+
+/*
+ * Decode `len` characters into out (room for len * 3 / 4 bytes); the number
+ * of bytes, or -1 when the text is no canonical base64.
+ */
+static ssize_t
+b64_decode(const char *in, size_t len, unsigned char *out)
+{
+	const unsigned char *s = (const unsigned char *) in;
+	unsigned char *o = out;
+	size_t		full = len / 4 * 4;
+	size_t		i;
+	int			a,
+				b,
+				c,
+				d;
+
+	if (!b64_ready)
+	{
+		memset(b64_values, -1, sizeof(b64_values));
+		for (int k = 0; k < 64; k++)
+			b64_values[(unsigned char) b64_chars[k]] = (int8) k;
+		b64_ready = true;
+	}
+	if (len % 4 == 1)
+		return -1;
+	for (i = 0; i < full; i += 4)
+	{
+		a = b64_values[s[i]];
+		b = b64_values[s[i + 1]];
+		c = b64_values[s[i + 2]];
+		d = b64_values[s[i + 3]];
+		if ((a | b | c | d) < 0)
+			return -1;
+		*o++ = (unsigned char) ((a << 2) | (b >> 4));
+		*o++ = (unsigned char) ((b << 4) | (c >> 2));
+		*o++ = (unsigned char) ((c << 6) | d);
+	}
+	if (len - full >= 2)
+	{
+		a = b64_values[s[i]];
+		b = b64_values[s[i + 1]];
+		if ((a | b) < 0)
+			return -1;
+		*o++ = (unsigned char) ((a << 2) | (b >> 4));
+		if (len - full == 3)
+		{
+			c = b64_values[s[i + 2]];
+			if (c < 0 || (c & 3) != 0)	/* leftover bits must be zero */
+				return -1;
+			*o++ = (unsigned char) ((b << 4) | (c >> 2));
+		}
+		else if ((b & 15) != 0)
+			return -1;
+	}
+	return o - out;
+}
+
 /* Does the text begin with the prefix of a protected value? */
 static bool
 has_prefix(const char *s, size_t len)
@@ -755,11 +864,14 @@ parse_value(const ColumnInfo *c, const char *s, size_t len, ParsedValue *p, bool
 {
 	size_t		max = (len - COL_PREFIX_LEN) * 3 / 4 + 3;
 	size_t		rklen;
+	ssize_t		n;
 
 	p->bin = palloc(max);
-	if (sodium_base642bin(p->bin, max, s + COL_PREFIX_LEN, len - COL_PREFIX_LEN, NULL,
-						  &p->binlen, NULL, COL_B64) != 0 ||
-		p->binlen < COL_FIXED_HEADER + COL_NONCE + COL_TAG || p->bin[0] != COL_VERSION)
+	n = b64_decode(s + COL_PREFIX_LEN, len - COL_PREFIX_LEN, p->bin);
+	if (n < 0)
+		goto malformed;
+	p->binlen = (size_t) n;
+	if (p->binlen < COL_FIXED_HEADER + COL_NONCE + COL_TAG || p->bin[0] != COL_VERSION)
 		goto malformed;
 	rklen = ((size_t) p->bin[1 + SP_KEY_ID_BYTES] << 8) | p->bin[2 + SP_KEY_ID_BYTES];
 	if (p->binlen < COL_FIXED_HEADER + rklen + COL_NONCE + COL_TAG)
@@ -780,13 +892,21 @@ malformed:
 	return false;
 }
 
-/* The associated data of a value: its header and the column's names. */
-static void
-associated_data(const ColumnInfo *c, const unsigned char *header, size_t len, StringInfo ad)
+/*
+ * The associated data of a value: its header and the column's names, in
+ * `buf` (AD_BUF_BYTES) or, for a long row key, a palloc'd buffer.
+ */
+#define AD_BUF_BYTES	512
+static unsigned char *
+associated_data(const ColumnInfo *c, const unsigned char *header, size_t len,
+				unsigned char *buf, size_t *adlen)
 {
-	initStringInfo(ad);
-	appendBinaryStringInfo(ad, (const char *) header, len);
-	append_names(ad, c);
+	unsigned char *ad = len + c->names_len <= AD_BUF_BYTES ? buf : palloc(len + c->names_len);
+
+	memcpy(ad, header, len);
+	memcpy(ad + len, c->names, c->names_len);
+	*adlen = len + c->names_len;
+	return ad;
 }
 
 /* Does a parsed value carry this row key? */
@@ -825,7 +945,9 @@ encrypt_value(ColumnInfo *c, const char *row_key, const char *plain, size_t len)
 	const unsigned char *key = column_key_current(c, &id);
 	unsigned char *bin;
 	unsigned long long clen;
-	StringInfoData ad;
+	unsigned char adbuf[AD_BUF_BYTES];
+	unsigned char *ad;
+	size_t		adlen;
 	size_t		enclen;
 	text	   *out;
 
@@ -846,17 +968,15 @@ encrypt_value(ColumnInfo *c, const char *row_key, const char *plain, size_t len)
 	bin[2 + SP_KEY_ID_BYTES] = (unsigned char) (rklen & 0xff);
 	memcpy(bin + COL_FIXED_HEADER, row_key, rklen);
 	fresh_nonce(bin + header);
-	associated_data(c, bin, header, &ad);
+	ad = associated_data(c, bin, header, adbuf, &adlen);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(bin + header + COL_NONCE, &clen,
 											   (const unsigned char *) plain, len,
-											   (unsigned char *) ad.data, ad.len, NULL,
-											   bin + header, key);
-	enclen = sodium_base64_ENCODED_LEN(binlen, COL_B64);
+											   ad, adlen, NULL, bin + header, key);
+	enclen = B64_LEN(binlen);
 	out = palloc(VARHDRSZ + COL_PREFIX_LEN + enclen);
 	memcpy(VARDATA(out), COL_PREFIX, COL_PREFIX_LEN);
-	sodium_bin2base64(VARDATA(out) + COL_PREFIX_LEN, enclen, bin, binlen, COL_B64);
-	SET_VARSIZE(out, VARHDRSZ + COL_PREFIX_LEN + enclen - 1);
-	pfree(ad.data);
+	b64_encode(bin, binlen, VARDATA(out) + COL_PREFIX_LEN);
+	SET_VARSIZE(out, VARHDRSZ + COL_PREFIX_LEN + enclen);
 	pfree(bin);
 	return out;
 }
@@ -871,16 +991,17 @@ decrypt_value(ColumnInfo *c, const ParsedValue *p, size_t *len)
 	const unsigned char *key = column_key_for(c, p->key_id);
 	size_t		clen = p->binlen - p->header - COL_NONCE;
 	unsigned long long mlen;
-	StringInfoData ad;
+	unsigned char adbuf[AD_BUF_BYTES];
+	unsigned char *ad;
+	size_t		adlen;
 	char	   *plain;
 
 	*len = clen - COL_TAG;
 	plain = palloc(*len + 1);
-	associated_data(c, p->bin, p->header, &ad);
+	ad = associated_data(c, p->bin, p->header, adbuf, &adlen);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *) plain, &mlen, NULL,
 												   p->bin + p->header + COL_NONCE, clen,
-												   (unsigned char *) ad.data, ad.len,
-												   p->bin + p->header, key) != 0)
+												   ad, adlen, p->bin + p->header, key) != 0)
 	{
 		char	   *rk = row_key_text(p);
 
@@ -892,7 +1013,6 @@ decrypt_value(ColumnInfo *c, const ParsedValue *p, size_t *len)
 				 errdetail("The value of row %s was altered, or belongs to another table or column.", rk)));
 	}
 	plain[*len] = '\0';
-	pfree(ad.data);
 	return plain;
 }
 
@@ -1479,14 +1599,12 @@ secpolicy_needs_encryption(PG_FUNCTION_ARGS)
 	text	   *value = PG_GETARG_TEXT_PP(0);
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	unsigned char head[1 + SP_KEY_ID_BYTES];
-	size_t		n;
 
 	if (!has_prefix(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)))
 		PG_RETURN_BOOL(true);
 	/* 12 base64 characters hold exactly the version and the key id */
 	if (VARSIZE_ANY_EXHDR(value) < COL_PREFIX_LEN + 12 ||
-		sodium_base642bin(head, sizeof(head), VARDATA_ANY(value) + COL_PREFIX_LEN, 12, NULL, &n,
-						  NULL, COL_B64) != 0 || n != sizeof(head) || head[0] != COL_VERSION)
+		b64_decode(VARDATA_ANY(value) + COL_PREFIX_LEN, 12, head) != sizeof(head) || head[0] != COL_VERSION)
 		PG_RETURN_BOOL(false);
 	PG_RETURN_BOOL(strcmp(hex_id(head + 1), key) != 0);
 }
@@ -1497,12 +1615,10 @@ secpolicy_protected_key_id(PG_FUNCTION_ARGS)
 {
 	text	   *value = PG_GETARG_TEXT_PP(0);
 	unsigned char head[1 + SP_KEY_ID_BYTES];
-	size_t		n;
 
 	if (!has_prefix(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)) ||
 		VARSIZE_ANY_EXHDR(value) < COL_PREFIX_LEN + 12 ||
-		sodium_base642bin(head, sizeof(head), VARDATA_ANY(value) + COL_PREFIX_LEN, 12, NULL, &n,
-						  NULL, COL_B64) != 0 || n != sizeof(head) || head[0] != COL_VERSION)
+		b64_decode(VARDATA_ANY(value) + COL_PREFIX_LEN, 12, head) != sizeof(head) || head[0] != COL_VERSION)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(hex_id(head + 1)));
 }
