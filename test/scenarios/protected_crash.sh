@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scenario: the initial encryption of a protected column survives a cancel
 # and a crash, and resumes (issue 11).
-#   1. 150,000 rows in clear; protect_column() starts the background worker,
+#   1. 80,000 rows in clear; protect_column() starts the background worker,
 #      throttled here (small batches, a pause between them) so that it can be
 #      interrupted half-way.
 #   2. Cancel (pg_cancel_backend) the worker half-way: it stops; every value
@@ -22,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 restarts_cluster
 
 db=scen_protected_crash_$$
-N=150000
+N=80000
 
 settings() {
     local a=(-c "LOAD 'secpolicy'") s
@@ -54,7 +54,7 @@ half_way() { local c; c=$(census); IFS=, read -r e p w <<<"$c"; [ "$w" = 0 ] && 
 plan 12
 
 setup_db
-settings "SET secpolicy.protection_batch_rows = 3000" "SET secpolicy.protection_batch_delay = 100"
+settings "SET secpolicy.protection_batch_rows = 2000" "SET secpolicy.protection_batch_delay = 60"
 q "CREATE SCHEMA app;
    CREATE TABLE app.people (id integer PRIMARY KEY, email text);
    INSERT INTO app.people SELECT g, 'crash-' || g || '@example.org' FROM generate_series(1, $N) g;

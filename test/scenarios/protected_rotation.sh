@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scenario: key rotation of protected columns under concurrent writes loses
 # nothing (issue 11).
-#   1. 60,000 accounts with a protected, searchable email (encrypted by the
+#   1. 30,000 accounts with a protected, searchable email (encrypted by the
 #      background worker under key A); a plain shadow table holds what every
 #      email must reveal to.
 #   2. Key B becomes secpolicy.key_file and A the previous key (ALTER SYSTEM,
@@ -21,7 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 restarts_cluster SP_KEY_FILE PGBIN
 
 db=scen_protected_rotation_$$
-N=60000
+N=30000
 KEY_B=
 work=$(mktemp -d "${TMPDIR:-/tmp}/scen_prot.XXXXXX")
 chmod 755 "$work"
@@ -66,26 +66,26 @@ is "$(lost)" 0 "every email reveals to its shadow, every blind index matches"
 # --- 2. rotation under writes ------------------------------------------------
 KEY_B=$(sp_make_key "rot_b_$$.key")
 settings "secpolicy.key_file = '$KEY_B'" "secpolicy.previous_key_file = '$SP_KEY_FILE'" \
-         "secpolicy.protection_batch_rows = 2000" "secpolicy.protection_batch_delay = 25"
+         "secpolicy.protection_batch_rows = 1000" "secpolicy.protection_batch_delay = 25"
 sleep 1
 id_b=$(q "SELECT key_id FROM secpolicy.key_status()")
 is "$(q "SELECT previous_key_id FROM secpolicy.key_status()")|$([ "$id_b" != "$id_a" ] && echo new)" "$id_a|new" \
    "key B is current, key A previous"
 
 cat >"$work/writes.sql" <<'SQL'
-\set id random(1, 60000)
-\set nid random(60001, 70000)
+\set id random(1, 30000)
+\set nid random(30001, 40000)
 WITH v AS (SELECT 'chg-' || :id || '-' || md5(random()::text) || '@example.org' AS e),
      w AS (UPDATE app.accounts a SET email = v.e, writes = a.writes + 1 FROM v WHERE a.id = :id RETURNING a.id)
 UPDATE app.expected x SET email = v.e FROM v, w WHERE x.id = w.id;
-UPDATE app.accounts SET writes = writes + 1 WHERE id = :id + 1 AND :id < 60000;
+UPDATE app.accounts SET writes = writes + 1 WHERE id = :id + 1 AND :id < 30000;
 BEGIN;
 INSERT INTO app.accounts (id, email) VALUES (:nid, 'new-' || :nid || '@example.org')
     ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, writes = app.accounts.writes + 1;
 INSERT INTO app.expected VALUES (:nid, 'new-' || :nid || '@example.org') ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email;
 COMMIT;
 SQL
-"$PGBIN/pgbench" -n -f "$work/writes.sql" -c 4 -j 4 -T 12 "$db" >"$work/pgbench.out" 2>&1 &
+"$PGBIN/pgbench" -n -f "$work/writes.sql" -c 4 -j 4 -T 6 "$db" >"$work/pgbench.out" 2>&1 &
 bench=$!
 sleep 1
 is "$(q "SELECT secpolicy.reseal_columns()")" 1 "reseal_columns() while 4 clients write"
