@@ -102,7 +102,7 @@ extern Datum secpolicy_current_session_id(PG_FUNCTION_ARGS);
 StaticAssertDecl(COL_KEY == crypto_kdf_KEYBYTES, "column keys are derived with crypto_kdf");
 StaticAssertDecl(SP_KEY_BYTES == crypto_kdf_KEYBYTES, "the sealing key is a crypto_kdf key");
 
-/* The sealing keys, read once per transaction. */
+/* The sealing keys, read once per statement. */
 typedef struct SealingKeys
 {
 	bool		loaded_current;
@@ -1108,8 +1108,14 @@ resolve_columns(ColumnInfo *c, Relation rel, bool searchable)
 	TupleDesc	desc = RelationGetDescr(rel);
 	char		bidx[NAMEDATALEN * 2];
 
-	if (c->attnum != 0)
+	/* still where it was (a column dropped and added again moves) */
+	if (c->attnum != 0 && c->attnum <= desc->natts &&
+		!TupleDescAttr(desc, c->attnum - 1)->attisdropped &&
+		strcmp(NameStr(TupleDescAttr(desc, c->attnum - 1)->attname), c->column) == 0 &&
+		(!searchable || (c->bidx_attnum != InvalidAttrNumber && c->bidx_attnum <= desc->natts &&
+						 !TupleDescAttr(desc, c->bidx_attnum - 1)->attisdropped)))
 		return;
+	c->attnum = 0;
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(desc, i);

@@ -59,7 +59,7 @@ CREATE TABLE secpolicy.policy (
         CHECK (pseudonymise_after >= interval '1 day'),
     -- 1.1: protected columns (93_protected_columns.sql, 94_disclosures.sql)
     disclosure_retention interval DEFAULT '400 days'
-        CHECK (disclosure_retention >= interval '1 day'),
+        CHECK (disclosure_retention >= interval '1 day' AND disclosure_retention <= interval '100 years'),
     CHECK (max_length >= min_length)
 );
 COMMENT ON TABLE secpolicy.policy IS

@@ -186,4 +186,4 @@ CREATE VIEW secpolicy.protection_status AS
       FROM secpolicy.protected_columns c;
 COMMENT ON VIEW secpolicy.protection_status IS
     'Per protected column: its access, whether its trigger is enabled, and the progress of the pass that encrypts (or reseals) its stored values.';
-GRANT SELECT ON secpolicy.protection_status TO secpolicy_admin;
+GRANT SELECT ON secpolicy.protection_status TO secpolicy_admin, secpolicy_analyst;

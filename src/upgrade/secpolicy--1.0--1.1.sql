@@ -10,4 +10,4 @@ DROP FUNCTION secpolicy.incident_notify();
 -- Protected columns (issue 11): the retention of the disclosure log is a new
 -- setting of the policy row, which 1.0 has (replay cannot add a column).
 ALTER TABLE secpolicy.policy ADD COLUMN disclosure_retention interval DEFAULT '400 days'
-    CHECK (disclosure_retention >= interval '1 day');
+    CHECK (disclosure_retention >= interval '1 day' AND disclosure_retention <= interval '100 years');
