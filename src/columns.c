@@ -700,7 +700,7 @@ register_roles_of(const char *access)
 {
 	static const Oid argtypes[1] = {TEXTOID};
 	RegisterRoles *r;
-	Datum		arg = CStringGetTextDatum(access);
+	Datum		arg = CStringGetTextDatum(access);	/* access must not live in the register */
 	bool		isnull;
 	Datum		d;
 	uint64		version;
@@ -1452,7 +1452,8 @@ static bool
 may_reveal(ColumnInfo *c, Oid role, int64 user_id, int64 session_id)
 {
 	uint64		gen = sp_statement_generation();
-	const char *access = column_access(c);
+	/* copies: catalog reads below may process an invalidation that frees the register */
+	char	   *access = pstrdup(column_access(c));
 	bool		allowed = false;
 
 	if (c->decided_generation == gen && c->decided_role == role &&
@@ -1471,10 +1472,14 @@ may_reveal(ColumnInfo *c, Oid role, int64 user_id, int64 session_id)
 	if (!allowed)
 	{
 		RegisterRoles *r = register_roles_of(access);
+		int			n = r->nroles;
+		Oid		   *roles = n > 0 ? palloc(sizeof(Oid) * n) : NULL;
 
-		for (int i = 0; i < r->nroles && !allowed; i++)
-			allowed = OidIsValid(r->roles[i]) &&
-				(r->roles[i] == role || is_member_of_role_nosuper(role, r->roles[i]));
+		if (n > 0)
+			memcpy(roles, r->roles, sizeof(Oid) * n);
+		for (int i = 0; i < n && !allowed; i++)
+			allowed = OidIsValid(roles[i]) &&
+				(roles[i] == role || is_member_of_role_nosuper(role, roles[i]));
 	}
 	c->decided_generation = gen;
 	c->decided_role = role;
