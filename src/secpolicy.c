@@ -33,6 +33,7 @@ _PG_init(void)
 	sp_audit_init();
 	sp_ledger_init();
 	sp_logfilter_init();
+	sp_columns_init();
 #if PG_VERSION_NUM >= 150000
 	/* every secpolicy.* setting is defined above: a misspelt one is an error */
 	MarkGUCPrefixReserved("secpolicy");

@@ -6,8 +6,9 @@
  * argon2id hashes, complexity.c and blocklist.c the password rules, token.c
  * random tokens and digests, normalize.c the Unicode form of passwords,
  * trigger.c the hash-on-write triggers, totp.c one-time passwords, seal.c
- * encryption at rest, and logfilter.c the redaction of statements that
- * carry secrets.
+ * encryption at rest, columns.c the encrypted columns of application tables
+ * and the record of their disclosures, and logfilter.c the redaction of
+ * statements that carry secrets.
  */
 #ifndef SECPOLICY_H
 #define SECPOLICY_H
@@ -143,9 +144,16 @@ extern void sp_trigger_init(void);
 extern void sp_totp_init(void);
 
 /* seal.c */
+#define SP_KEY_BYTES		32	/* the sealing key */
+#define SP_KEY_ID_BYTES		8	/* its identifier: the first bytes of its BLAKE2b hash */
 extern void sp_seal_init(void);
 extern bytea *sp_seal(const unsigned char *plain, size_t len);
 extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
+extern void sp_seal_current_key(unsigned char key[SP_KEY_BYTES], unsigned char id[SP_KEY_ID_BYTES]);
+extern bool sp_seal_previous_key(unsigned char key[SP_KEY_BYTES], unsigned char id[SP_KEY_ID_BYTES]);
+
+/* columns.c */
+extern void sp_columns_init(void);
 
 /* audit.c */
 extern void sp_audit_init(void);

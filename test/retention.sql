@@ -220,7 +220,9 @@ UPDATE secpolicy.sessions SET last_seen_at = now() - interval '1 hour', created_
 CREATE TEMP TABLE m AS SELECT secpolicy.maintain() AS j;
 SELECT set_eq('SELECT jsonb_object_keys(j) FROM m',
               ARRAY['partitions_created', 'rollup_rows_counted', 'dropped_partitions', 'deleted_rows', 'pseudonymised_rows', 'forgotten_counters', 'sessions_expired',
-                    'sessions_deleted', 'challenges_deleted', 'reset_tokens_deleted', 'incidents_opened'],
+                    'sessions_deleted', 'challenges_deleted', 'reset_tokens_deleted', 'incidents_opened',
+                    'disclosure_partitions_created', 'disclosure_partitions_dropped', 'disclosure_rows_deleted',
+                    'protection_worker'],
               'maintain() returns its JSON summary');
 SELECT results_eq($$SELECT (j ->> 'partitions_created')::int, (j ->> 'sessions_expired')::int, (j ->> 'dropped_partitions')::int
                       FROM m$$,

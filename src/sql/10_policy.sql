@@ -60,6 +60,9 @@ CREATE TABLE secpolicy.policy (
         CHECK (attempt_retention >= interval '1 day' AND attempt_retention <= interval '100 years'),
     pseudonymise_after interval DEFAULT '90 days'
         CHECK (pseudonymise_after >= interval '1 day' AND pseudonymise_after <= interval '100 years'),
+    -- 1.1: protected columns (93_protected_columns.sql, 94_disclosures.sql)
+    disclosure_retention interval DEFAULT '400 days'
+        CHECK (disclosure_retention >= interval '1 day' AND disclosure_retention <= interval '100 years'),
     CHECK (max_length >= min_length)
 );
 COMMENT ON TABLE secpolicy.policy IS
@@ -82,6 +85,8 @@ COMMENT ON COLUMN secpolicy.policy.attempt_retention IS
     'Attempts older than this are dropped (whole daily partitions); NULL keeps them forever.';
 COMMENT ON COLUMN secpolicy.policy.pseudonymise_after IS
     'Attempts older than this lose their user agent and keep only the network of their address (/24 IPv4, /48 IPv6); NULL never.';
+COMMENT ON COLUMN secpolicy.policy.disclosure_retention IS
+    'Records of reveals of protected values older than this are dropped (whole daily partitions); NULL keeps them forever.';
 
 -- An INSERT replaces the row (this is how pg_restore brings back a dumped
 -- policy over the default one); deleting or truncating is refused.

@@ -109,7 +109,8 @@ REVOKE ALL ON FUNCTION secpolicy.apply_retention() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.apply_retention() TO secpolicy_admin;
 
 -- Everything periodic, in one call: partitions ahead, retention, expired
--- sessions, spent challenges and reset tokens, attack detection.
+-- sessions, spent challenges and reset tokens, attack detection, and the
+-- disclosure log and encryption worker of protected columns.
 CREATE FUNCTION secpolicy.maintain() RETURNS jsonb
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -136,6 +137,7 @@ BEGIN
     DELETE FROM secpolicy.reset_decoys d WHERE d.expires_at < now();
     SELECT count(*) FILTER (WHERE d.new_incident) INTO n FROM secpolicy.detect_attacks() d;
     result := result || jsonb_build_object('incidents_opened', n);
+    result := result || secpolicy.maintain_protection();
     UPDATE secpolicy.maintenance_state SET last_run_at = now();
     RETURN result;
 END

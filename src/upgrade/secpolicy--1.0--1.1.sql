@@ -88,3 +88,8 @@ ALTER TABLE secpolicy.login_attempts ALTER COLUMN logged_xid SET DEFAULT pg_cata
 SELECT secpolicy.index_attempt_partition(i.inhrelid::regclass)
   FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'secpolicy.login_attempts'::regclass;
 SELECT secpolicy.refresh_rollups();
+
+-- Protected columns (issue 11): the retention of the disclosure log is a new
+-- setting of the policy row, which 1.0 has (replay cannot add a column).
+ALTER TABLE secpolicy.policy ADD COLUMN disclosure_retention interval DEFAULT '400 days'
+    CHECK (disclosure_retention >= interval '1 day' AND disclosure_retention <= interval '100 years');
