@@ -12,7 +12,7 @@
 -- and compliant numbers are checked against numbers worked out by hand and
 -- against counts computed from the tables with independent queries.
 BEGIN;
-SELECT plan(41);
+SELECT plan(43);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;

@@ -89,6 +89,7 @@ SELECT secpolicy.index_attempt_partition(i.inhrelid::regclass)
   FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'secpolicy.login_attempts'::regclass;
 SELECT secpolicy.refresh_rollups();
 
+-- @before-replay
 -- Protected columns (issue 11): the retention of the disclosure log is a new
 -- setting of the policy row, which 1.0 has (replay cannot add a column).
 ALTER TABLE secpolicy.policy ADD COLUMN disclosure_retention interval DEFAULT '400 days'

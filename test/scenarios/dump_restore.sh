@@ -58,7 +58,7 @@ REPORTS="SELECT md5(concat_ws('|', (SELECT string_agg(d::text, ',' ORDER BY d.da
                   (SELECT string_agg(u::text, ',' ORDER BY u::text) FROM secpolicy.failed_logins_by_user u),
                   (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.failed_logins_by_source s)))"
 
-plan 42
+plan 45
 
 setup_db "$src"
 
