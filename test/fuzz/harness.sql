@@ -744,10 +744,12 @@ DECLARE
                                 'mfa_enrollment_lifetime', 'session_touch_interval', 'min_length', 'max_length',
                                 'max_failed_attempts', 'history_depth', 'totp_window', 'totp_digits', 'totp_period',
                                 'totp_algorithm', 'totp_issuer', 'recovery_code_count', 'max_sessions_per_user',
-                                'require_mfa', 'hash_opslimit', 'hash_memlimit', 'check_blocklist', 'require_symbol']);
+                                'require_mfa', 'hash_opslimit', 'hash_memlimit', 'check_blocklist', 'require_symbol',
+                                'attempt_retention', 'pseudonymise_after', 'detection_window']);
 BEGIN
     IF col IN ('session_idle_timeout', 'session_max_lifetime', 'max_password_age', 'password_expiry_warning',
-               'reset_token_lifetime', 'mfa_challenge_lifetime', 'mfa_enrollment_lifetime', 'session_touch_interval') THEN
+               'reset_token_lifetime', 'mfa_challenge_lifetime', 'mfa_enrollment_lifetime', 'session_touch_interval',
+               'attempt_retention', 'pseudonymise_after', 'detection_window') THEN
         RETURN format('%I = %L::interval', col,
                       fuzz.pick(ARRAY['1 microsecond', '1 second', '0', '-1 second', '1 minute', '15 minutes', '7 days',
                                       '100 years', '100000 years', '178000000 years', '2147483647 days',
@@ -940,20 +942,22 @@ BEGIN
             require_mfa, session_idle_timeout, session_max_lifetime, reset_token_lifetime, hash_opslimit,
             hash_memlimit, mfa_challenge_lifetime, mfa_enrollment_lifetime, totp_issuer, totp_algorithm,
             totp_digits, totp_period, totp_window, recovery_code_count, session_touch_interval,
-            max_sessions_per_user)
+            max_sessions_per_user, attempt_retention, pseudonymise_after, detection_window)
          = (base.min_length, base.max_length, base.require_upper, base.require_lower, base.require_digit,
             base.require_symbol, base.check_username, base.check_blocklist, base.history_depth, base.max_password_age,
             base.password_expiry_warning, base.max_failed_attempts, base.require_mfa, base.session_idle_timeout,
             base.session_max_lifetime, base.reset_token_lifetime, base.hash_opslimit, base.hash_memlimit,
             base.mfa_challenge_lifetime, base.mfa_enrollment_lifetime, base.totp_issuer, base.totp_algorithm,
             base.totp_digits, base.totp_period, base.totp_window, base.recovery_code_count,
-            base.session_touch_interval, base.max_sessions_per_user)
+            base.session_touch_interval, base.max_sessions_per_user, base.attempt_retention, base.pseudonymise_after,
+            base.detection_window)
      WHERE (p.min_length, p.max_length, p.require_upper, p.require_lower, p.require_digit, p.require_symbol,
             p.check_username, p.check_blocklist, p.history_depth, p.max_password_age, p.password_expiry_warning,
             p.max_failed_attempts, p.require_mfa, p.session_idle_timeout, p.session_max_lifetime,
             p.reset_token_lifetime, p.hash_opslimit, p.hash_memlimit, p.mfa_challenge_lifetime,
             p.mfa_enrollment_lifetime, p.totp_issuer, p.totp_algorithm, p.totp_digits, p.totp_period,
-            p.totp_window, p.recovery_code_count, p.session_touch_interval, p.max_sessions_per_user)
+            p.totp_window, p.recovery_code_count, p.session_touch_interval, p.max_sessions_per_user,
+            p.attempt_retention, p.pseudonymise_after, p.detection_window)
            IS DISTINCT FROM
            (base.min_length, base.max_length, base.require_upper, base.require_lower, base.require_digit,
             base.require_symbol, base.check_username, base.check_blocklist, base.history_depth, base.max_password_age,
@@ -961,7 +965,8 @@ BEGIN
             base.session_max_lifetime, base.reset_token_lifetime, base.hash_opslimit, base.hash_memlimit,
             base.mfa_challenge_lifetime, base.mfa_enrollment_lifetime, base.totp_issuer, base.totp_algorithm,
             base.totp_digits, base.totp_period, base.totp_window, base.recovery_code_count,
-            base.session_touch_interval, base.max_sessions_per_user);
+            base.session_touch_interval, base.max_sessions_per_user, base.attempt_retention, base.pseudonymise_after,
+            base.detection_window);
 
     DELETE FROM fuzz.pool WHERE kind <> 'name';
     FOR a IN SELECT * FROM fuzz.accounts ORDER BY uid LOOP
