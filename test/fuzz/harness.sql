@@ -775,8 +775,8 @@ $f$;
 -- A top-level statement for the log redaction's tokenizer (run by
 -- scripts/fuzz through psql's \gexec): calls of the extension's functions
 -- written with every quoting and comment form, then mutated.  The words are
--- those of harmless statements only (no DDL but a role's password change
--- in a transaction that is rolled back).
+-- those of harmless statements only (no DDL but the password of a role
+-- without login), and none opens a transaction: the next case would run in it.
 CREATE FUNCTION fuzz.gen_statement_text() RETURNS text LANGUAGE plpgsql VOLATILE AS $f$
 DECLARE
     lits text[] := ARRAY['''bob''', '''Pa''''ss''', 'E''a\''b''', '$$x$$', '$q$ $$ $q$', 'U&''d\0061t''', 'X''1F''',
@@ -801,7 +801,7 @@ BEGIN
         'DEALLOCATE fz%4$s',
         'SELECT /* %1$s( */ 1, %2$s',
         'SELECT %2$s AS "%1$s(", %3$s',
-        'BEGIN; ALTER ROLE fuzz_nobody PASSWORD %2$s; ROLLBACK',
+        'ALTER ROLE fuzz_nobody PASSWORD %2$s',
         'WITH x AS (SELECT %1$s(%2$s, %3$s)) SELECT 1',
         'SELECT (%1$s)(%2$s)',
         'SELECT %1$s(%2$s, %3$s',
@@ -1117,7 +1117,7 @@ END
 $f$;
 
 -- Case i of run `seed`: one call with generated input.  Returns a line for
--- the driver: "i target outcome".
+-- the driver: "fuzzcase i target outcome".
 CREATE FUNCTION fuzz.one(seed bigint, i bigint) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE
     t fuzz.targets;
@@ -1143,7 +1143,7 @@ BEGIN
         GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_CONTEXT;
         PERFORM fuzz.report(t.name, 'generator_error', st, msg || ' / ' || detail, '(rendering failed)', seed, i, 0);
         PERFORM fuzz.book(t.name, 'generator_error', 0);
-        RETURN i || ' ' || t.name || ' generator_error';
+        RETURN 'fuzzcase ' || i || ' ' || t.name || ' generator_error';
     END;
     IF coalesce(current_setting('fuzz.trace', true), 'off') = 'on' THEN
         RAISE NOTICE 'fuzz % %: %', i, t.name, r.stmt;
@@ -1218,7 +1218,7 @@ BEGIN
         END IF;
     END IF;
     PERFORM fuzz.book(t.name, st, ms);
-    RETURN i || ' ' || t.name || ' ' || st;
+    RETURN 'fuzzcase ' || i || ' ' || t.name || ' ' || st;
 END
 $f$;
 
