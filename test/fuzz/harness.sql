@@ -805,6 +805,8 @@ BEGIN
         'WITH x AS (SELECT %1$s(%2$s, %3$s)) SELECT 1',
         'SELECT (%1$s)(%2$s)',
         'SELECT %1$s(%2$s, %3$s',
+        'SET secpolicy.redact_functions = %2$s',
+        'SET secpolicy.redact_tables = %3$s',
         '/* /* nested */ %1$s( */ SELECT %2$s']),
         fuzz.pick(names), fuzz.pick(lits), fuzz.pick(lits), fuzz.n(5));
     -- mutate: insert or delete a character that matters to a tokenizer, or cut
@@ -860,6 +862,14 @@ BEGIN
     WHEN 'row_id' THEN RETURN (1 + fuzz.n(8))::text;
     WHEN 'policy' THEN RETURN fuzz.gen_policy_assignment();
     WHEN 'reason' THEN RETURN fuzz.lit(fuzz.pick(ARRAY['fuzz', '', ' ', NULL]));
+    WHEN 'hash_work' THEN RETURN fuzz.lit(fuzz.pick(ARRAY['1', '2', '64', '512', '16384', '0', '16385', '-1', 'x', '']));
+    WHEN 'name_list' THEN
+        -- values of secpolicy.redact_functions / redact_tables (identifier lists)
+        RETURN CASE fuzz.n(4)
+            WHEN 0 THEN fuzz.lit(fuzz.pick(ARRAY['', 'login', 'app.sign_in, legacy', '"Weird, Name", x', ',,,', '"', '"a""b"',
+                                                 'public.accounts', '  spaced  ,  list ', 'a.b.c.d', 'UPPER', '"unterminated']))
+            WHEN 1 THEN fuzz.sized(fuzz.edge_len(), fuzz.pick(ARRAY['a,', ',', '"', 'x.', ' ']))
+            ELSE fuzz.lit(fuzz.rand_text(40)) END;
     ELSE RAISE EXCEPTION 'fuzz: no generator "%"', kind;
     END CASE;
 END

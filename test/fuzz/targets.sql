@@ -190,6 +190,17 @@ INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, p
  'UPDATE secpolicy.policy SET %1$s', '{policy}', 'admin', '{23514,23502}', '{}', false, 3,
  'Administration: "The policy row is edited directly"; its CHECK (23514) and NOT NULL (23502) constraints bound each setting');
 
+-- ------------------------------------------------------ server settings --
+INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, proposed, undo, weight, documented) VALUES
+('settings: max_hash_work and password_match', 'c', 'password_match(text, text)',
+ 'SELECT set_config(''secpolicy.max_hash_work'', %1$s, true); SELECT secpolicy.password_match(%2$s, %3$s)',
+ '{hash_work:text,password:text,phc:text}', 'owner', '{22023}', '{}', false, 4,
+ 'Server settings: max_hash_work 1 .. 16384 (PostgreSQL raises 22023 for a value out of range); password_match never raises'),
+('settings: redact_functions, redact_tables', 'c', 'redacted_functions()',
+ 'SELECT set_config(''secpolicy.redact_functions'', %1$s, true), set_config(''secpolicy.redact_tables'', %2$s, true); SELECT secpolicy.redacted_functions()',
+ '{name_list:text,name_list:text}', 'owner', '{}', '{}', false, 3,
+ 'Server settings: comma-separated names (any text is a valid value)');
+
 -- ------------------------------------------------- the log redaction hook --
 -- Counted by fuzz.statement_text; scripts/fuzz sends these statements
 -- itself, at top level (the hook reads the top-level statement).
