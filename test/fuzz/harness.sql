@@ -359,6 +359,13 @@ BEGIN
     IF fuzz.chance(0.25) THEN
         -- a real hash (of a known account or the dummy), often mutated below
         s := (fuzz.pool_pick('hash')).val;
+    ELSIF fuzz.chance(0.4) THEN
+        -- well-formed, at a cost of its own: libsodium computes it
+        alg := '$argon2id$';
+        v := '19';
+        p := fuzz.pick(ARRAY['1', '1', '2', '4', '16']);
+        m := fuzz.pick(ARRAY['8', '64', '1024', '8192', '65536', '262144', '1048576']);
+        t := fuzz.pick(ARRAY['1', '1', '2', '3', '8', '16']);
     END IF;
     IF s IS NULL THEN
         -- bound the work: only heavy runs verify at more than 64 MiB x 2 passes
