@@ -2,7 +2,10 @@
 --
 -- Installed by scripts/fuzz into each database it fuzzes (schema fuzz, next
 -- to the extension), followed by test/fuzz/targets.sql (what is fuzzed, with
--- which generators, and which SQLSTATEs and statuses each target documents).
+-- which generators, and which SQLSTATEs and statuses each target documents)
+-- and test/fuzz/known.sql (findings being fixed).  fuzz.setup() makes the
+-- accounts the generators know; fuzz.refresh(), every 64 cases, puts them
+-- and the policy back and renews the pools of live tokens and secrets.
 --
 -- One case is one top-level statement, SELECT fuzz.one(seed, i), so that each
 -- runs in its own transaction (the flows are meant for autocommit) under its
@@ -11,7 +14,8 @@
 -- argument is an SQL expression: the statement that ran is its own
 -- reproducer), runs it as the target's role inside an exception block, and
 -- books the outcome: calls per target and SQLSTATE, and findings (an
--- undocumented SQLSTATE or status, a hang, a slow call, a generator bug).
+-- undocumented SQLSTATE or status, a hang, a slow call, a generator bug),
+-- each with its statement after the policy settings it ran under.
 -- A crash shows as a lost connection, which scripts/fuzz detects; with
 -- fuzz.trace on, each statement is sent to the client as a NOTICE before it
 -- runs, so the last one names the crashing statement.
