@@ -132,6 +132,13 @@ CREATE TABLE fuzz.known (
 CREATE TABLE fuzz.legacy (id integer PRIMARY KEY, login text, password text, pw_history text[]);
 CREATE TRIGGER legacy_password BEFORE INSERT OR UPDATE ON fuzz.legacy
     FOR EACH ROW EXECUTE FUNCTION secpolicy.password_policy_trigger('password', 'login', 'pw_history');
+-- A table with a protected (and searchable) column, for the protected-column targets.
+CREATE TABLE fuzz.people (id integer PRIMARY KEY, email text, note text);
+INSERT INTO fuzz.people SELECT g, 'person' || g || '@example.com', 'note ' || g FROM generate_series(1, 8) g;
+SELECT secpolicy.protect_column('fuzz.people', 'email', 'fuzz.read', true) IS NOT NULL AS protected;
+-- The admin targets read stored values from it (scripts/fuzz creates fuzz_admin).
+GRANT USAGE ON SCHEMA fuzz TO fuzz_admin;
+GRANT SELECT ON fuzz.people TO fuzz_admin;
 CREATE TABLE fuzz.legacy_bare (id integer PRIMARY KEY, password varchar(200));
 CREATE TRIGGER legacy_bare_password BEFORE INSERT OR UPDATE ON fuzz.legacy_bare
     FOR EACH ROW EXECUTE FUNCTION secpolicy.password_policy_trigger('password');
@@ -873,6 +880,17 @@ BEGIN
     WHEN 'row_id' THEN RETURN (1 + fuzz.n(8))::text;
     WHEN 'policy' THEN RETURN fuzz.gen_policy_assignment();
     WHEN 'reason' THEN RETURN fuzz.lit(fuzz.pick(ARRAY['fuzz', '', ' ', NULL]));
+    WHEN 'ptable' THEN RETURN fuzz.lit(fuzz.pick(ARRAY['fuzz.people', 'fuzz.people', 'fuzz.people', 'fuzz.legacy',
+                                                        'secpolicy.users', 'pg_class']));
+    WHEN 'pcol' THEN RETURN fuzz.lit(fuzz.pick(ARRAY['email', 'email', 'email', 'note', 'id', 'nope', '']));
+    WHEN 'ciphertext' THEN
+        -- a stored value of a row, the same moved to another row, or a mangled one
+        RETURN CASE fuzz.n(4)
+            WHEN 0 THEN format('(SELECT email FROM fuzz.people WHERE id = %s)', 1 + fuzz.n(8))
+            WHEN 1 THEN format('(SELECT overlay(email placing %s from %s) FROM fuzz.people WHERE id = %s)',
+                               fuzz.lit(fuzz.pick(ARRAY['A', '_', '-', '='])), 6 + fuzz.n(80), 1 + fuzz.n(8))
+            WHEN 2 THEN '''$sp2$''' || ' || ' || fuzz.lit(fuzz.rand_text(100))
+            ELSE fuzz.gen('free') END;
     WHEN 'hash_work' THEN RETURN fuzz.lit(fuzz.pick(ARRAY['1', '2', '64', '512', '16384', '0', '16385', '-1', 'x', '']));
     WHEN 'name_list' THEN
         -- values of secpolicy.redact_functions / redact_tables (identifier lists)

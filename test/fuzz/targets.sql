@@ -190,6 +190,38 @@ INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, p
  'UPDATE secpolicy.policy SET %1$s', '{policy}', 'admin', '{23514,23502}', '{}', false, 3,
  'Administration: "The policy row is edited directly"; its CHECK (23514) and NOT NULL (23502) constraints bound each setting');
 
+-- ----------------------------------------------------- protected columns --
+INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, proposed, undo, weight, documented) VALUES
+('reveal', 'c', 'reveal(regclass, name, text, text)',
+ 'SELECT secpolicy.reveal(%1$s, %2$s, %3$s, %4$s)', '{ptable:regclass,pcol:name,ciphertext:text,free:text}', 'app',
+ '{XX001,42704,55000,42501}', '{}', false, 10,
+ 'Protected columns: NULL without the access; XX001 for a value that fails authentication; 42704 a column that is not protected; 42501 a secpolicy table'),
+('blind_index', 'c', 'blind_index(regclass, name, text)',
+ 'SELECT secpolicy.blind_index(%1$s, %2$s, %3$s)', '{ptable:regclass,pcol:name,free:text}', 'app',
+ '{42704,55000,54000,42501}', '{}', false, 8,
+ 'Errors: 42704 a column that is not protected; 55000 not searchable; 54000 a value over 1 MiB'),
+('protect_trigger: writes to a protected table', 'trigger', 'protect_trigger()',
+ 'INSERT INTO fuzz.people (id, email) VALUES (%1$s, %2$s) ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email',
+ '{row_id:integer,ciphertext:text}', 'owner', '{XX001,54000}', '{}', false, 8,
+ 'Protecting a column: a value written in clear is encrypted; a ciphertext of another row or column: XX001; over 1 MiB: 54000'),
+('register_changed: reveal grants', 'c', 'register_changed()',
+ 'SELECT secpolicy.grant_reveal(''secpolicy_app'', %1$s), secpolicy.revoke_reveal(''secpolicy_app'', %1$s)',
+ '{free:text}', 'owner', '{22023,22004}', '{}', false, 2,
+ 'Errors: 22004 a NULL argument, 22023 an invalid access name'),
+('open_value', 'c', 'open_value(regclass, name, text, text)',
+ 'SELECT secpolicy.open_value(%1$s, %2$s, %3$s, %4$s)', '{ptable:regclass,pcol:name,ciphertext:text,free:text}', 'owner',
+ '{XX001,42704,55000,42501}', '{}', false, 5, 'internal; as reveal'),
+('needs_encryption', 'c', 'needs_encryption(text, text)',
+ 'SELECT secpolicy.needs_encryption(%1$s, %2$s)', '{ciphertext:text,free:text}', 'owner', '{}', '{}', false, 3, 'internal'),
+('new_index_key', 'c', 'new_index_key()', 'SELECT secpolicy.new_index_key()', '{}', 'owner', '{55000}', '{}', false, 1,
+ 'internal; 55000 without a sealing key'),
+('set_reseal_target', 'c', 'set_reseal_target(regclass, name)', 'SELECT secpolicy.set_reseal_target(%1$s, %2$s)',
+ '{ptable:regclass,pcol:name}', 'owner', '{42704}', '{}', false, 2, 'internal'),
+('protected_key_id', 'c', 'protected_key_id(text)', 'SELECT secpolicy.protected_key_id(%1$s)', '{ciphertext:text}', 'admin',
+ '{}', '{}', false, 3, 'Reference: the key a protected value was sealed under (NULL for anything else)'),
+('start_protection_worker', 'c', 'start_protection_worker(oid)', 'SELECT secpolicy.start_protection_worker(%1$s)',
+ '{bigint:oid}', 'owner', '{}', '{22003}', false, 1, 'internal; an OID out of range is PostgreSQL''s 22003');
+
 -- ------------------------------------------------------ server settings --
 INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, proposed, undo, weight, documented) VALUES
 ('settings: max_hash_work and password_match', 'c', 'password_match(text, text)',
