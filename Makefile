@@ -19,7 +19,12 @@ OBJS = \
 	src/seal.o \
 	src/session.o \
 	src/ledger.o \
-	src/logfilter.o
+	src/logfilter.o \
+	src/roles.o \
+	src/roles_auth.o \
+	src/roles_password.o \
+	src/roles_sql.o \
+	src/roles_worker.o
 
 # The install script of the current version is assembled from one part per
 # concern (src/sql/NN_*.sql).  Released versions are frozen in versions/
@@ -57,6 +62,7 @@ src/blocklist_words.c: data/common-passwords.txt scripts/gen-blocklist.sh
 	sh scripts/gen-blocklist.sh $< > $@
 
 $(OBJS): src/secpolicy.h
+$(filter src/roles%,$(OBJS)): src/roles.h
 
 # The release tarball, from what git holds at HEAD (PGXN layout).
 dist:

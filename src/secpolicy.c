@@ -30,4 +30,5 @@ _PG_init(void)
 	sp_seal_init();
 	sp_ledger_init();
 	sp_logfilter_init();
+	sp_roles_init();
 }

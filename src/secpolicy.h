@@ -99,6 +99,9 @@ extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
 /* ledger.c */
 extern void sp_ledger_init(void);
 
+/* roles.c (and roles_*.c): database roles under the policy */
+extern void sp_roles_init(void);
+
 /* logfilter.c */
 extern void sp_logfilter_init(void);
 extern void sp_logfilter_mark_statement(void);

@@ -21,3 +21,11 @@ SELECT secpolicy.repair_attempt_partitions();
 -- limit from a ledger without room; guess_begin() stays in the library for
 -- databases still at 1.0.
 DROP FUNCTION secpolicy.guess_begin(text, integer, integer, text);
+
+-- Database roles under the policy: two settings at the end of the policy row
+-- (the longest access window, and when a login role counts as dormant).
+ALTER TABLE secpolicy.policy
+    ADD COLUMN max_database_access interval NOT NULL DEFAULT '12 hours'
+        CHECK (max_database_access > interval '0' AND max_database_access <= interval '7 days'),
+    ADD COLUMN dormant_role_after interval DEFAULT '90 days'
+        CHECK (dormant_role_after >= interval '1 day');
