@@ -86,7 +86,7 @@ HTAB	   *sp_role_hash = NULL;
 char	   *sp_roles_database = NULL;
 bool		sp_roles_allow_prehashed = false;
 bool		sp_roles_exempt_superusers = false;
-int			sp_roles_retry_window = 2000;
+int			sp_roles_retry_window = 1000;
 static int	roles_max = 4096;
 
 #if PG_VERSION_NUM >= 150000
@@ -181,7 +181,7 @@ sp_roles_init(void)
 	DefineCustomIntVariable("secpolicy.ssl_retry_window",
 							gettext_noop("A failed authentication repeated with the other SSL mode from the same address within this time counts once."),
 							gettext_noop("libpq retries a failed SSL connection without SSL (sslmode=prefer) and the other way round (allow). 0 counts every failure."),
-							&sp_roles_retry_window, 2000, 0, 60000,
+							&sp_roles_retry_window, 1000, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	sp_roles_sql_init();

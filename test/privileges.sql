@@ -161,7 +161,7 @@ SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
               AND (has_table_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
                    OR has_any_column_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))),
           ARRAY['access_review', 'account_status', 'compliance', 'credentials_due_rotation', 'failed_logins_by_source',
-                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due'],
+                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due', 'role_status'],
           'analyst: SELECT on the report views only');
 
 -- the admin role

@@ -37,10 +37,11 @@ qd() { q "$1" "$dst"; }
 fingerprint() { echo "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM ($1) t"; }
 TABLES=(policy password_blocklist users password_history unknown_user_failures audit_log login_attempts
         sessions totp_credentials recovery_codes mfa_challenges password_resets user_access
-        shared_credentials shared_credential_holders incidents)
+        shared_credentials shared_credential_holders incidents
+        role_state role_password_history role_links database_access)
 SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_seq sessions_id_seq
       recovery_codes_id_seq mfa_challenges_id_seq password_resets_id_seq shared_credentials_id_seq
-      incidents_id_seq)
+      incidents_id_seq role_password_history_id_seq database_access_id_seq)
 # not dumped: the dummy hash (made anew by CREATE EXTENSION), the audit chain's
 # lock row and maintain()'s progress (recomputed)
 NOT_DUMPED=audit_head,dummy_hash,maintenance_state
@@ -83,6 +84,17 @@ setup+=,$(qs "SELECT secpolicy.add_shared_credential('vendor-portal') > 0;
               SELECT secpolicy.open_incident('phishing', 'high', 'phishing mail', NULL, ARRAY['alice']) > 0;
               SELECT length(secpolicy.request_password_reset('bob'));
               SELECT status FROM secpolicy.login('carol', '$PC');" | paste -sd,)
+# the state of a database role as the role policy keeps it (written directly:
+# this cluster does not preload the library): counters and lock, password
+# history, a link to alice and an access window of her live session
+qs "INSERT INTO secpolicy.role_state (role_name, failed_attempts, locked_at, last_login_addr)
+    VALUES ('scen_dump_role', 5, now(), '10.0.3.1');
+    INSERT INTO secpolicy.role_password_history (role_name, password_hash)
+    VALUES ('scen_dump_role', secpolicy.hash_password('Role-History!1x'));
+    INSERT INTO secpolicy.role_links (user_id, role_name) SELECT id, 'scen_dump_role' FROM secpolicy.users WHERE username = 'alice';
+    INSERT INTO secpolicy.database_access (user_id, session_id, role_name, expires_at, client_addr)
+    SELECT s.user_id, s.id, 'scen_dump_role', now() + interval '1 hour', '10.0.3.0/24' FROM secpolicy.sessions s
+     WHERE s.token_digest = secpolicy.token_digest('$tok_alice')" >/dev/null
 qs "INSERT INTO secpolicy.login_attempts (attempted_at, username, client_addr, success, outcome)
     VALUES (now() - interval '40 days', 'old-row', '10.9.9.9', false, 'invalid_password'),
            (now() + interval '1 day', 'future-row', '10.9.9.8', false, 'invalid_password')" >/dev/null
