@@ -303,9 +303,13 @@ sp_roles_window_slot(int64 window_id, bool create)
 	return free_slot;
 }
 
-/* Close every window of a role and journal it; caller holds the lock exclusively. */
+/*
+ * Close every window of a role and journal it; those a lockout closed are
+ * listed for the worker, which closes them in the table.  Caller holds the
+ * lock exclusively.
+ */
 int
-sp_roles_close_windows(Oid roleid)
+sp_roles_close_windows(Oid roleid, bool by_lockout)
 {
 	int			n = 0;
 
@@ -315,6 +319,13 @@ sp_roles_close_windows(Oid roleid)
 
 		if (w->roleid != roleid)
 			continue;
+		if (by_lockout)
+		{
+			if (sp_roles->nclosed < ROLES_CLOSED)
+				sp_roles->closed[sp_roles->nclosed++] = w->window_id;
+			else
+				sp_roles->closed_overflow = true;
+		}
 		w->expires_at = 0;
 		sp_roles_journal_window(w);
 		memset(w, 0, sizeof(AccessWindow));

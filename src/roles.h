@@ -26,6 +26,8 @@
 #define ROLES_QUEUE_SIZE	8192
 /* Pending failures that an sslmode=prefer/allow retry may still follow. */
 #define ROLES_MARKERS		256
+/* Windows a lockout closed, for the worker to close in the table. */
+#define ROLES_CLOSED		256
 
 #define ROLES_ADDR_LEN		48	/* a numeric IPv6 address and NUL */
 #define ROLES_METHOD_LEN	16
@@ -104,6 +106,9 @@ typedef struct RolesShared
 	uint64		qdropped;		/* lost because the queue was full */
 	AttemptRecord queue[ROLES_QUEUE_SIZE];
 	RetryMarker markers[ROLES_MARKERS];
+	int64		closed[ROLES_CLOSED];	/* window ids closed by a lockout */
+	int			nclosed;
+	bool		closed_overflow;	/* more were closed: the worker looks at every lock */
 	int			nwindows;		/* slots in windows[] (max_roles) */
 	AccessWindow windows[FLEXIBLE_ARRAY_MEMBER];
 } RolesShared;
@@ -123,7 +128,7 @@ extern void sp_roles_journal_window(const AccessWindow *w);
 extern void sp_roles_journal_policy(void);
 extern bool sp_roles_journal_sync(int elevel);
 extern bool sp_roles_journal_compact(int elevel);
-extern int	sp_roles_close_windows(Oid roleid);
+extern int	sp_roles_close_windows(Oid roleid, bool by_lockout);
 extern AccessWindow *sp_roles_window_slot(int64 window_id, bool create);
 extern void sp_roles_queue(const AttemptRecord *rec);
 extern int	sp_roles_dequeue(AttemptRecord *out, int max);

@@ -222,31 +222,43 @@ retry_of_counted(Oid roleid, const ClientAddr *ca, uint32 dbhash, bool ssl, Time
 	return false;
 }
 
+/* What the hook needs of a role's catalog row. */
+typedef struct RoleFacts
+{
+	bool		superuser;
+	bool		canlogin;
+	const char *unevaluated;	/* no_password, password_expired, or NULL */
+} RoleFacts;
+
 /*
- * Why a failed authentication with a stored password evaluated no password:
- * "no_password", "password_expired", or NULL when the password was checked.
+ * Read a role's catalog row (pg_authid is shared and in the catalog cache).
+ * unevaluated says why a failed authentication with a stored password
+ * evaluated no password (there is none, or its VALID UNTIL has passed).
+ * False when the role is gone.
  */
-static const char *
-unevaluated(Oid roleid, TimestampTz now)
+static bool
+role_facts(Oid roleid, TimestampTz now, RoleFacts *f)
 {
 	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
-	const char *why = NULL;
 	bool		isnull;
 	Datum		d;
 
+	memset(f, 0, sizeof(*f));
 	if (!HeapTupleIsValid(tup))
-		return "unknown_role";
+		return false;
+	f->superuser = ((Form_pg_authid) GETSTRUCT(tup))->rolsuper;
+	f->canlogin = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
 	(void) SysCacheGetAttr(AUTHOID, tup, Anum_pg_authid_rolpassword, &isnull);
 	if (isnull)
-		why = "no_password";
+		f->unevaluated = "no_password";
 	else
 	{
 		d = SysCacheGetAttr(AUTHOID, tup, Anum_pg_authid_rolvaliduntil, &isnull);
 		if (!isnull && DatumGetTimestampTz(d) < now)
-			why = "password_expired";
+			f->unevaluated = "password_expired";
 	}
 	ReleaseSysCache(tup);
-	return why;
+	return true;
 }
 
 /* The other superusers that can log in (for "never lock out the last superuser"). */
@@ -334,7 +346,7 @@ count_failure(Port *port, Oid roleid, const ClientAddr *ca, bool superuser, Time
 		{
 			e->locked_at = now;
 			outcome = "lockout";
-			closed = sp_roles_close_windows(roleid);
+			closed = sp_roles_close_windows(roleid, true);
 		}
 	}
 	/* written before the client hears of it; a lock also fsync'd */
@@ -437,7 +449,7 @@ roles_client_auth(Port *port, int status)
 	TimestampTz now;
 	UserAuth	method;
 	Oid			roleid;
-	bool		superuser;
+	RoleFacts	facts;
 	bool		locked = false;
 	bool		mfa = false;
 	bool		window = true;
@@ -468,12 +480,17 @@ roles_client_auth(Port *port, int status)
 	rec.ssl = port->ssl_in_use;
 
 	roleid = get_role_oid(port->user_name, true);
-	if (!OidIsValid(roleid))
+	if (!OidIsValid(roleid) || !role_facts(roleid, now, &facts))
 	{
 		record(&rec, "unknown_role", false);
 		return;
 	}
-	superuser = superuser_arg(roleid);
+	/* NOLOGIN: PostgreSQL refuses it next, with its own message */
+	if (!facts.canlogin)
+	{
+		record(&rec, "nologin", false);
+		return;
+	}
 
 	LWLockAcquire(sp_roles->lock, LW_SHARED);
 	e = sp_roles_entry(roleid, false);
@@ -495,9 +512,9 @@ roles_client_auth(Port *port, int status)
 		if (!password_method(method))
 			outcome = (method == uaReject || method == uaImplicitReject) ? "rejected" : "failed";
 		else if (method == uaPassword || method == uaMD5 || method == uaSCRAM)
-			outcome = unevaluated(roleid, now); /* NULL: a password was evaluated */
+			outcome = facts.unevaluated;	/* NULL: a password was evaluated */
 		if (outcome == NULL)
-			outcome = count_failure(port, roleid, &ca, superuser, now);
+			outcome = count_failure(port, roleid, &ca, facts.superuser, now);
 		record(&rec, outcome, false);
 		/* outside a window the answer never tells whether the password was right */
 		if (!window)
@@ -517,7 +534,7 @@ roles_client_auth(Port *port, int status)
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("role \"%s\" is not permitted to log in", port->user_name)));
 	}
-	if (password_method(method) && locked && !(superuser && sp_roles_exempt_superusers))
+	if (password_method(method) && locked && !(facts.superuser && sp_roles_exempt_superusers))
 	{
 		record(&rec, "locked", false);
 		refuse_as_wrong(port, "the role is locked after too many failed password authentications "

@@ -177,7 +177,7 @@ apply(const PendingAction *a, TimestampTz now)
 				e->user_id = a->user_id;
 				e->mfa_required = a->user_id != 0 && a->mfa;
 				if (a->user_id == 0)
-					(void) sp_roles_close_windows(a->roleid);
+					(void) sp_roles_close_windows(a->roleid, false);
 			}
 			e->dirty = true;
 			sp_roles_journal_role(e);
@@ -306,15 +306,16 @@ sp_roles_sql_init(void)
 
 /*
  * role_policy_status() returns (preloaded, policy_database, in_policy_database,
- * active, roles, open_windows, queued, dropped, journal_records): whether the
- * role policy is enforced, and how full its shared state is.
+ * active, max_failed_attempts, roles, open_windows, queued, dropped,
+ * journal_records): whether the role policy is enforced, the limit the
+ * authentication hook applies, and how full its shared state is.
  */
 Datum
 secpolicy_role_policy_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[9];
-	bool		nulls[9];
+	Datum		values[10];
+	bool		nulls[10];
 	int			roles = 0;
 	int			windows = 0;
 	TimestampTz now = GetCurrentTimestamp();
@@ -329,7 +330,7 @@ secpolicy_role_policy_status(PG_FUNCTION_ARGS)
 	if (sp_roles == NULL)
 	{
 		values[3] = BoolGetDatum(false);
-		for (int i = 4; i < 9; i++)
+		for (int i = 4; i < 10; i++)
 			nulls[i] = true;
 	}
 	else
@@ -339,13 +340,14 @@ secpolicy_role_policy_status(PG_FUNCTION_ARGS)
 		for (int i = 0; i < sp_roles->nwindows; i++)
 			windows += sp_roles->windows[i].roleid != InvalidOid && sp_roles->windows[i].expires_at > now;
 		values[3] = BoolGetDatum(sp_roles->active);
-		values[4] = Int32GetDatum(roles);
-		values[5] = Int32GetDatum(windows);
-		values[8] = Int64GetDatum((int64) sp_roles->journal_records);
+		values[4] = Int32GetDatum(sp_roles->max_failed);
+		values[5] = Int32GetDatum(roles);
+		values[6] = Int32GetDatum(windows);
+		values[9] = Int64GetDatum((int64) sp_roles->journal_records);
 		LWLockRelease(sp_roles->lock);
 		SpinLockAcquire(&sp_roles->qlock);
-		values[6] = Int32GetDatum((int32) sp_roles->qcount);
-		values[7] = Int64GetDatum((int64) sp_roles->qdropped);
+		values[7] = Int32GetDatum((int32) sp_roles->qcount);
+		values[8] = Int64GetDatum((int64) sp_roles->qdropped);
 		SpinLockRelease(&sp_roles->qlock);
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -261,6 +261,58 @@ mark_clean(RoleEntry *copy, int n)
 	pfree(copy);
 }
 
+/*
+ * Close in the table the windows that a lockout closed in shared memory.
+ * Returns how many ids it handled, to be taken off the list once committed.
+ */
+static int
+close_locked_windows(void)
+{
+	int64		ids[ROLES_CLOSED];
+	int			n;
+	bool		overflow;
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		args[1];
+	Datum		d[ROLES_CLOSED];
+	bool		nulls[ROLES_CLOSED];
+
+	LWLockAcquire(sp_roles->lock, LW_SHARED);
+	n = sp_roles->nclosed;
+	memcpy(ids, sp_roles->closed, n * sizeof(int64));
+	overflow = sp_roles->closed_overflow;
+	LWLockRelease(sp_roles->lock);
+	if (n > 0)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			d[i] = Int64GetDatum(ids[i]);
+			nulls[i] = false;
+		}
+		args[0] = value_array(d, nulls, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		run("UPDATE secpolicy.database_access w SET closed_at = pg_catalog.now(), close_reason = 'role_lockout'"
+			" WHERE w.id OPERATOR(pg_catalog.=) ANY ($1) AND w.closed_at IS NULL", 1, types, args);
+	}
+	if (overflow)
+		run("UPDATE secpolicy.database_access w SET closed_at = pg_catalog.now(), close_reason = 'role_lockout'"
+			" FROM secpolicy.role_state_live() l JOIN pg_catalog.pg_authid a ON a.oid OPERATOR(pg_catalog.=) l.role_oid"
+			" WHERE l.locked_at IS NOT NULL AND w.role_name OPERATOR(pg_catalog.=) a.rolname::pg_catalog.text"
+			" AND w.closed_at IS NULL AND w.opened_at OPERATOR(pg_catalog.<) l.locked_at", 0, NULL, NULL);
+	return n;
+}
+
+/* After the commit: the handled ids leave the list. */
+static void
+closed_windows_done(int n)
+{
+	if (n == 0 && !sp_roles->closed_overflow)
+		return;
+	LWLockAcquire(sp_roles->lock, LW_EXCLUSIVE);
+	memmove(sp_roles->closed, sp_roles->closed + n, (sp_roles->nclosed - n) * sizeof(int64));
+	sp_roles->nclosed -= n;
+	sp_roles->closed_overflow = false;
+	LWLockRelease(sp_roles->lock);
+}
+
 /* Read the policy values the hook needs; the policy is active. */
 static void
 load_policy(void)
@@ -393,7 +445,7 @@ load_links_and_windows(void)
 		links = SPI_tuptable;
 		nlinks = SPI_processed;
 		SPI_tuptable = NULL;
-		if (SPI_execute("SELECT a.oid, w.user_id, w.id, w.expires_at, w.client_addr"
+		if (SPI_execute("SELECT a.oid, w.user_id, w.id, w.expires_at, w.client_addr, w.opened_at"
 						" FROM secpolicy.database_access w"
 						" JOIN pg_catalog.pg_authid a ON a.rolname OPERATOR(pg_catalog.=) w.role_name::pg_catalog.name"
 						" WHERE w.closed_at IS NULL AND w.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
@@ -429,15 +481,22 @@ load_links_and_windows(void)
 		/* windows: those of the table, no others */
 		for (int i = 0; i < sp_roles->nwindows; i++)
 			memset(&sp_roles->windows[i], 0, sizeof(AccessWindow));
-		for (uint64 r = 0; r < SPI_processed && r < (uint64) sp_roles->nwindows; r++)
+		for (uint64 r = 0, k = 0; r < SPI_processed && k < (uint64) sp_roles->nwindows; r++)
 		{
 			HeapTuple	t = SPI_tuptable->vals[r];
 			TupleDesc	td = SPI_tuptable->tupdesc;
-			AccessWindow *w = &sp_roles->windows[r];
+			AccessWindow *w = &sp_roles->windows[k];
 			bool		isnull;
 			Datum		addr;
+			Oid			roleid = DatumGetObjectId(SPI_getbinval(t, td, 1, &isnull));
 
-			w->roleid = DatumGetObjectId(SPI_getbinval(t, td, 1, &isnull));
+			/* a lockout since it opened closed it (the table may not know yet) */
+			e = sp_roles_entry(roleid, false);
+			if (e != NULL && e->locked_at != 0 &&
+				e->locked_at >= DatumGetTimestampTz(SPI_getbinval(t, td, 6, &isnull)))
+				continue;
+			k++;
+			w->roleid = roleid;
 			w->user_id = DatumGetInt64(SPI_getbinval(t, td, 2, &isnull));
 			w->window_id = DatumGetInt64(SPI_getbinval(t, td, 3, &isnull));
 			w->expires_at = DatumGetTimestampTz(SPI_getbinval(t, td, 4, &isnull));
@@ -495,6 +554,7 @@ worker_cycle(void)
 	MemoryContext cxt = CurrentMemoryContext;
 	RoleEntry  *volatile mirrored = NULL;
 	volatile int nmirrored = 0;
+	volatile int nclosed = 0;
 
 	PG_TRY();
 	{
@@ -521,6 +581,7 @@ worker_cycle(void)
 				loaded = true;
 			}
 			write_attempts();
+			nclosed = close_locked_windows();
 			{
 				int			k = 0;
 
@@ -536,6 +597,7 @@ worker_cycle(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (mirrored != NULL)
 			mark_clean((RoleEntry *) mirrored, nmirrored);
+		closed_windows_done(nclosed);
 	}
 	PG_CATCH();
 	{

@@ -64,12 +64,12 @@ GRANT SELECT (role_name, id, role_oid, set_at) ON secpolicy.role_password_histor
 
 CREATE FUNCTION secpolicy.role_policy_status(
     OUT preloaded boolean, OUT policy_database text, OUT in_policy_database boolean,
-    OUT active boolean, OUT roles integer, OUT open_windows integer, OUT queued integer,
-    OUT dropped bigint, OUT journal_records bigint)
+    OUT active boolean, OUT max_failed_attempts integer, OUT roles integer, OUT open_windows integer,
+    OUT queued integer, OUT dropped bigint, OUT journal_records bigint)
     AS 'MODULE_PATHNAME', 'secpolicy_role_policy_status'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION secpolicy.role_policy_status() IS
-    'Whether the role policy is enforced (preloaded, and active: the extension is in the policy database) and how full its shared state is.';
+    'Whether the role policy is enforced (preloaded, and active: the extension is in the policy database), the failure limit the authentication hook applies, and how full its shared state is.';
 REVOKE ALL ON FUNCTION secpolicy.role_policy_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.role_policy_status() TO secpolicy_admin;
 
