@@ -18,6 +18,8 @@ OBJS = \
 	src/totp.o \
 	src/seal.o \
 	src/session.o \
+	src/audit.o \
+	src/catalog.o \
 	src/ledger.o \
 	src/logfilter.o \
 	src/roles.o \
@@ -37,16 +39,17 @@ DATA_built  = $(EXTENSION)--$(EXTVERSION).sql $(notdir $(MIGRATIONS))
 DATA        = $(wildcard versions/$(EXTENSION)--*.sql)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-# pg_regress may start its own server (make installcheck REGRESS_TEMP=1, or
-# EXTRA_REGRESS_OPTS=--temp-instance=DIR) with the settings the tests need.
-REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf
+# With EXTRA_REGRESS_OPTS=--temp-instance=DIR, pg_regress starts a server of
+# its own with the settings the tests need: the library preloaded and a
+# sealing key (made here, readable by its owner only).
+REGRESS_OPTS = --temp-config=$(CURDIR)/test/regress-temp.conf
 
 PKG_CONFIG ?= pkg-config
 PG_CPPFLAGS = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags libsodium liboath)
 SHLIB_LINK  = $(shell $(PKG_CONFIG) --libs libsodium liboath)
 
 EXTRA_CLEAN = src/blocklist_words.c results regression.diffs regression.out log \
-	$(EXTENSION)-*.tar.gz
+	$(EXTENSION)-*.tar.gz test/regress-temp.conf test/regress.key
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -58,15 +61,27 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 $(EXTENSION)--%--$(EXTVERSION).sql: src/upgrade/$(EXTENSION)--%--$(EXTVERSION).sql $(SQL_PARTS) scripts/upgrade-script
 	perl scripts/upgrade-script $* $(EXTVERSION) $< $(SQL_PARTS) > $@.tmp && mv $@.tmp $@
 
+installcheck: test/regress-temp.conf
+
+test/regress.key:
+	umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $@
+
+test/regress-temp.conf: test/regress.key
+	printf "shared_preload_libraries = 'secpolicy'\nsecpolicy.key_file = '%s'\n" "$(CURDIR)/test/regress.key" > $@
+
 src/blocklist_words.c: data/common-passwords.txt scripts/gen-blocklist.sh
 	sh scripts/gen-blocklist.sh $< > $@
 
 $(OBJS): src/secpolicy.h
 $(filter src/roles%,$(OBJS)): src/roles.h
 
-# The release tarball, from what git holds at HEAD (PGXN layout).
+# The release tarball, from what git holds at HEAD, with META.json (PGXN)
+# made from META.json.in and the version; DISTDIR says where to write it.
+DISTDIR ?= .
 dist:
+	sed 's/@VERSION@/$(EXTVERSION)/g' META.json.in > $(DISTDIR)/META.json
 	git archive --format=tar.gz --prefix=$(EXTENSION)-$(EXTVERSION)/ \
-		-o $(EXTENSION)-$(EXTVERSION).tar.gz HEAD
+		--add-file=$(DISTDIR)/META.json -o $(DISTDIR)/$(EXTENSION)-$(EXTVERSION).tar.gz HEAD
+	rm $(DISTDIR)/META.json
 
 .PHONY: dist

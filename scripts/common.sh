@@ -32,18 +32,28 @@ sp_install_packages() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null; then
+            echo "missing packages: ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
+            return 1
+        fi
         sp_say "installing: ${missing[*]}"
         sp_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
         sp_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
     fi
 }
 
-# Build with every warning an error, and install into the server's directories.
+# Build with every warning an error, and install into the server's
+# directories (as root only when they are not ours: a private copy made by
+# scripts/private-pg is).
 sp_build_install() {
     sp_say "building secpolicy"
     make -C "$SP_ROOT" -s PG_CONFIG="$PG_CONFIG" \
         PG_CFLAGS='-Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror'
-    sp_root make -C "$SP_ROOT" -s PG_CONFIG="$PG_CONFIG" install
+    if [ -w "$("$PG_CONFIG" --sharedir)/extension" ] && [ -w "$("$PG_CONFIG" --pkglibdir)" ]; then
+        make -C "$SP_ROOT" -s PG_CONFIG="$PG_CONFIG" install
+    else
+        sp_root make -C "$SP_ROOT" -s PG_CONFIG="$PG_CONFIG" install
+    fi
 }
 
 # Run a command as the cluster's owner (postgres when we are root).

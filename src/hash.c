@@ -38,6 +38,7 @@ PG_FUNCTION_INFO_V1(secpolicy_hash_stats);
 #define HASH_SLOT_LOCK_KEY	0x534543
 
 static int	max_concurrent_hashes = 4;
+static int	max_hash_work = 512;
 
 /* Per-backend counters reported by hash_stats(). */
 static int64 stat_hashes = 0;
@@ -54,6 +55,14 @@ sp_hash_init(void)
 										 "further ones wait for a free slot. 0 means no limit."),
 							&max_concurrent_hashes,
 							4, 0, 1024,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("secpolicy.max_hash_work",
+							gettext_noop("Largest argon2 work (memory in MiB times passes) computed for a hash that a caller supplies or imports."),
+							gettext_noop("argon2 cannot be interrupted: a costlier hash verifies false (verify_password, password_match) "
+										 "or is refused (import_password_hash). The policy's own cost is always allowed."),
+							&max_hash_work,
+							512, 1, 16384,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 }
@@ -188,36 +197,74 @@ parse_uint(const char **p, unsigned long *out)
 }
 
 /*
- * Is this a well-formed "$argon2id$v=19$m=..,t=..,p=..$salt$hash" string
- * whose cost we are willing to compute?  The cost bounds keep a hostile
- * stored string from making us allocate or spin without limit.
+ * Parse the cost of a "$argon2id$v=19$m=..,t=..,p=..$salt$hash" string: false
+ * unless it is well formed and within the static bounds (SP_MAX_HASH_*),
+ * which keep a hostile stored string from making us allocate or spin without
+ * limit.
  */
-bool
-sp_hash_is_argon2id(const char *hash, size_t hashlen)
+static bool
+argon2id_cost(const char *hash, size_t hashlen, unsigned long *m, unsigned long *t)
 {
 	static const char prefix[] = "$argon2id$v=19$m=";
 	const char *p;
-	unsigned long m,
-				t,
-				lanes;
+	unsigned long lanes;
 
 	if (hashlen >= crypto_pwhash_STRBYTES || strlen(hash) != hashlen ||
 		strncmp(hash, prefix, sizeof(prefix) - 1) != 0)
 		return false;
 
 	p = hash + sizeof(prefix) - 1;
-	if (!parse_uint(&p, &m) || strncmp(p, ",t=", 3) != 0)
+	if (!parse_uint(&p, m) || strncmp(p, ",t=", 3) != 0)
 		return false;
 	p += 3;
-	if (!parse_uint(&p, &t) || strncmp(p, ",p=", 3) != 0)
+	if (!parse_uint(&p, t) || strncmp(p, ",p=", 3) != 0)
 		return false;
 	p += 3;
 	if (!parse_uint(&p, &lanes) || *p != '$')
 		return false;
 
-	return m >= 8 && (size_t) m <= SP_MAX_HASH_MEMLIMIT / 1024 &&
-		t >= 1 && t <= SP_MAX_HASH_OPSLIMIT &&
+	return *m >= 8 && (size_t) *m <= SP_MAX_HASH_MEMLIMIT / 1024 &&
+		*t >= 1 && *t <= SP_MAX_HASH_OPSLIMIT &&
 		lanes >= 1 && lanes <= SP_MAX_HASH_LANES;
+}
+
+/* Is this a well-formed argon2id string whose cost we are willing to compute? */
+bool
+sp_hash_is_argon2id(const char *hash, size_t hashlen)
+{
+	unsigned long m,
+				t;
+
+	return argon2id_cost(hash, hashlen, &m, &t);
+}
+
+/* The value of secpolicy.max_hash_work (for messages). */
+int
+sp_max_hash_work(void)
+{
+	return max_hash_work;
+}
+
+/*
+ * May a hash that a caller supplies (to verify against, or to import) be
+ * computed?  Its work (memory in MiB times passes) must not exceed
+ * secpolicy.max_hash_work, or the policy's own work if that is larger.
+ */
+bool
+sp_hash_cost_allowed(const char *hash, size_t hashlen)
+{
+	unsigned long m,
+				t;
+	double		work;
+	SpPolicy	policy;
+
+	if (!argon2id_cost(hash, hashlen, &m, &t))
+		return false;
+	work = (double) m / 1024.0 * (double) t;
+	if (work <= max_hash_work)
+		return true;
+	sp_policy_load(&policy);
+	return work <= (double) policy.hash_memlimit / 1048576.0 * (double) policy.hash_opslimit;
 }
 
 /*
@@ -299,7 +346,8 @@ secpolicy_hash_password(PG_FUNCTION_ARGS)
 
 /*
  * The (password text, hash text) arguments of verify_password and
- * password_match, verified: SP_NO_MATCH for NULLs and oversized hashes.
+ * password_match, verified: SP_NO_MATCH for NULLs, oversized hashes and
+ * hashes costlier than secpolicy.max_hash_work.
  */
 static int
 verify_args(FunctionCallInfo fcinfo)
@@ -319,6 +367,8 @@ verify_args(FunctionCallInfo fcinfo)
 		return SP_NO_MATCH;
 
 	hashstr = sp_text_cstring(hash, &hashlen);
+	if (!sp_hash_cost_allowed(hashstr, hashlen))
+		return SP_NO_MATCH;
 	return sp_verify_password_form(hashstr, hashlen, VARDATA_ANY(password),
 								   VARSIZE_ANY_EXHDR(password));
 }

@@ -18,8 +18,8 @@
  *
  * For a statement that carries a secret, an emit_log_hook hides it from the
  * STATEMENT line and the QUERY line of every message, cuts it out of the
- * messages that quote it (log_statement, log_min_duration_statement and
- * auto_explain lines keep only their duration), and drops what would show its
+ * messages that quote it (log_statement, log_min_duration_statement; an
+ * auto_explain line keeps only its duration), and drops what would show its
  * values: logged bind parameters (DETAIL, and the CONTEXT of
  * log_parameter_max_length_on_error), the "prepare:" DETAIL of an EXECUTE,
  * the SQL statements quoted in CONTEXT, and the parse trees and plans of
@@ -780,16 +780,16 @@ secpolicy_emit_log_hook(ErrorData *edata)
 
 		edata->hide_stmt = true;
 		edata->internalquery = NULL;
+		if (at != NULL)
+			edata->message = cut_statement(edata->message, at, strlen(text));
 		if (edata->message != NULL && strncmp(edata->message, "duration: ", 10) == 0)
 		{
-			/* log_min_duration_statement and auto_explain: keep the duration only */
-			const char *ms = strstr(edata->message, " ms");
+			/* auto_explain: the plan shows the statement and its constants */
+			const char *plan = strstr(edata->message, "  plan:");
 
-			if (ms != NULL)
-				edata->message = psprintf("%.*s  %s", (int) (ms + 3 - edata->message), edata->message, REDACTED);
+			if (plan != NULL)
+				edata->message = psprintf("%.*s  plan: %s", (int) (plan - edata->message), edata->message, REDACTED);
 		}
-		else if (at != NULL)
-			edata->message = cut_statement(edata->message, at, strlen(text));
 		if (detail_shows_values(edata, edata->detail))
 			edata->detail = pstrdup(REDACTED);
 		if (detail_shows_values(edata, edata->detail_log))

@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 
 #include <sodium.h>
 
@@ -28,7 +29,13 @@ _PG_init(void)
 	sp_trigger_init();
 	sp_totp_init();
 	sp_seal_init();
+	sp_session_init();
+	sp_audit_init();
 	sp_ledger_init();
 	sp_logfilter_init();
 	sp_roles_init();
+#if PG_VERSION_NUM >= 150000
+	/* every secpolicy.* setting is defined above: a misspelt one is an error */
+	MarkGUCPrefixReserved("secpolicy");
+#endif
 }

@@ -51,6 +51,55 @@ typedef struct SpPolicy
 	size_t		hash_memlimit;
 } SpPolicy;
 
+/* catalog.c: what the C code reads of the extension's tables by name */
+typedef enum SpColumn
+{
+	SPC_POLICY_SESSION_IDLE_TIMEOUT,
+	SPC_POLICY_SESSION_MAX_LIFETIME,
+	SPC_POLICY_SESSION_TOUCH_INTERVAL,
+	SPC_SESSIONS_USER_ID,
+	SPC_SESSIONS_ID,
+	SPC_SESSIONS_CREATED_AT,
+	SPC_SESSIONS_LAST_SEEN_AT,
+	SPC_SESSIONS_ENDED_AT,
+	SPC_SESSIONS_END_REASON,
+	SPC_SESSIONS_TOKEN_KEY,
+	SPC_USERS_ID,
+	SPC_USERS_USERNAME,
+	SPC_USERS_PASSWORD_HASH,
+	SPC_USERS_PASSWORD_CHANGED_AT,
+	SPC_USERS_PASSWORD_CHECKED_AT,
+	SPC_HISTORY_USER_ID,
+	SPC_HISTORY_ID,
+	SPC_HISTORY_PASSWORD_HASH,
+	SPC_BLOCKLIST_WORD,
+	SPC_POLICY_MIN_LENGTH,
+	SPC_POLICY_MAX_LENGTH,
+	SPC_POLICY_REQUIRE_UPPER,
+	SPC_POLICY_REQUIRE_LOWER,
+	SPC_POLICY_REQUIRE_DIGIT,
+	SPC_POLICY_REQUIRE_SYMBOL,
+	SPC_POLICY_CHECK_USERNAME,
+	SPC_POLICY_CHECK_BLOCKLIST,
+	SPC_POLICY_HISTORY_DEPTH,
+	SPC_POLICY_HASH_OPSLIMIT,
+	SPC_POLICY_HASH_MEMLIMIT,
+	SPC_COUNT
+} SpColumn;
+
+typedef struct SpColumnRef
+{
+	const char *relation;		/* in schema secpolicy */
+	const char *column;			/* NULL: the relation itself (an index) */
+	const char *type;			/* as format_type() writes it */
+} SpColumnRef;
+
+extern const SpColumnRef sp_columns[SPC_COUNT];
+
+/* The name of a column (or relation) the C code reads. */
+#define SP_COLUMN(c)	(sp_columns[(c)].column)
+#define SP_RELATION(c)	(sp_columns[(c)].relation)
+
 /* policy.c */
 extern void sp_policy_load(SpPolicy *policy);
 
@@ -68,6 +117,8 @@ extern int	sp_verify_password_form(const char *hash, size_t hashlen,
 #define SP_MATCH			1	/* the hash is of the NFKC form */
 #define SP_MATCH_RECEIVED	2	/* only the bytes as received match */
 extern bool sp_hash_is_argon2id(const char *hash, size_t hashlen);
+extern bool sp_hash_cost_allowed(const char *hash, size_t hashlen);
+extern int	sp_max_hash_work(void);
 
 /* normalize.c */
 extern char *sp_password_nfkc(const char *password, size_t len, size_t *outlen);
@@ -95,6 +146,12 @@ extern void sp_totp_init(void);
 extern void sp_seal_init(void);
 extern bytea *sp_seal(const unsigned char *plain, size_t len);
 extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
+
+/* audit.c */
+extern void sp_audit_init(void);
+
+/* session.c */
+extern void sp_session_init(void);
 
 /* ledger.c */
 extern void sp_ledger_init(void);

@@ -13,9 +13,10 @@
  * secpolicy.session_mark(), a SECURITY DEFINER SQL function with a pinned
  * search_path, called through fmgr.
  *
- * The proven session lives in backend memory, tagged with the local
- * transaction id that set it, so it vanishes when the transaction ends and
- * cannot be forged with SET (a custom setting could be).
+ * The proven session lives in backend memory and is forgotten when the
+ * transaction that proved it ends (a transaction callback), so it cannot
+ * outlive it, whatever the count of transactions, and cannot be forged with
+ * SET (a custom setting could be).
  */
 #include "postgres.h"
 
@@ -33,7 +34,6 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "storage/lmgr.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -56,7 +56,6 @@ PG_FUNCTION_INFO_V1(secpolicy_current_session_id);
 
 static int64 current_user_id = 0;
 static int64 current_session_id = 0;
-static LocalTransactionId current_lxid = InvalidLocalTransactionId;
 
 /* What session_touch reads of a session row. */
 typedef struct SessionRow
@@ -77,24 +76,28 @@ typedef struct SessionPolicy
 	Interval   *touch_interval;
 } SessionPolicy;
 
-/* This backend's local transaction id (its place moved in PostgreSQL 17). */
-static LocalTransactionId
-local_xid(void)
-{
-#if PG_VERSION_NUM >= 170000
-	return MyProc->vxid.lxid;
-#else
-	return MyProc->lxid;
-#endif
-}
-
 /* Remember (or, with user_id 0, forget) the session proven in this transaction. */
 static void
 set_current(int64 user_id, int64 session_id)
 {
 	current_user_id = user_id;
 	current_session_id = session_id;
-	current_lxid = user_id != 0 ? local_xid() : InvalidLocalTransactionId;
+}
+
+/* The end of a transaction ends what it proved. */
+static void
+session_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		set_current(0, 0);
+}
+
+/* Register the transaction callback, once per backend. */
+void
+sp_session_init(void)
+{
+	RegisterXactCallback(session_xact_callback, NULL);
 }
 
 /* OID of relation secpolicy.<name>; raises if the extension is not installed. */
@@ -126,7 +129,7 @@ column(Relation rel, const char *name)
 static void
 read_policy(SessionPolicy *pol)
 {
-	Relation	rel = table_open(secpolicy_relid("policy"), AccessShareLock);
+	Relation	rel = table_open(secpolicy_relid(SP_RELATION(SPC_POLICY_SESSION_IDLE_TIMEOUT)), AccessShareLock);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	HeapTuple	tup = heap_getnext(scan, ForwardScanDirection);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -136,11 +139,11 @@ read_policy(SessionPolicy *pol)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("secpolicy.policy has no row")));
-	pol->idle_timeout = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_idle_timeout"),
+	pol->idle_timeout = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, SP_COLUMN(SPC_POLICY_SESSION_IDLE_TIMEOUT)),
 																 desc, &isnull), false, sizeof(Interval)));
-	pol->max_lifetime = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_max_lifetime"),
+	pol->max_lifetime = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, SP_COLUMN(SPC_POLICY_SESSION_MAX_LIFETIME)),
 																 desc, &isnull), false, sizeof(Interval)));
-	pol->touch_interval = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, "session_touch_interval"),
+	pol->touch_interval = DatumGetIntervalP(datumCopy(heap_getattr(tup, column(rel, SP_COLUMN(SPC_POLICY_SESSION_TOUCH_INTERVAL)),
 																   desc, &isnull), false, sizeof(Interval)));
 	table_endscan(scan);
 	table_close(rel, NoLock);
@@ -150,8 +153,8 @@ read_policy(SessionPolicy *pol)
 static bool
 find_session(bytea *digest, SessionRow *row)
 {
-	Relation	rel = table_open(secpolicy_relid("sessions"), AccessShareLock);
-	Relation	idx = index_open(secpolicy_relid("sessions_token_key"), AccessShareLock);
+	Relation	rel = table_open(secpolicy_relid(SP_RELATION(SPC_SESSIONS_ID)), AccessShareLock);
+	Relation	idx = index_open(secpolicy_relid(SP_RELATION(SPC_SESSIONS_TOKEN_KEY)), AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	IndexScanDesc scan;
 	ScanKeyData key;
@@ -166,13 +169,13 @@ find_session(bytea *digest, SessionRow *row)
 		Datum		reason;
 
 		found = true;
-		row->user_id = DatumGetInt64(slot_getattr(slot, column(rel, "user_id"), &isnull));
-		row->id = DatumGetInt64(slot_getattr(slot, column(rel, "id"), &isnull));
-		row->created_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, "created_at"), &isnull));
-		row->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, "last_seen_at"), &isnull));
-		(void) slot_getattr(slot, column(rel, "ended_at"), &isnull);
+		row->user_id = DatumGetInt64(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_USER_ID)), &isnull));
+		row->id = DatumGetInt64(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_ID)), &isnull));
+		row->created_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_CREATED_AT)), &isnull));
+		row->last_seen_at = DatumGetTimestampTz(slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_LAST_SEEN_AT)), &isnull));
+		(void) slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_ENDED_AT)), &isnull);
 		row->ended = !isnull;
-		reason = slot_getattr(slot, column(rel, "end_reason"), &isnull);
+		reason = slot_getattr(slot, column(rel, SP_COLUMN(SPC_SESSIONS_END_REASON)), &isnull);
 		row->end_reason = isnull ? NULL : TextDatumGetCString(reason);
 	}
 	index_endscan(scan);
@@ -315,11 +318,11 @@ secpolicy_set_current_session(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* Is the remembered session from this transaction? */
+/* Has this transaction proven a session? */
 static bool
 current_valid(void)
 {
-	return current_lxid != InvalidLocalTransactionId && current_lxid == local_xid();
+	return current_user_id != 0;
 }
 
 /* current_session_user() returns bigint: the user of the session touched in this transaction */

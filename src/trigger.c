@@ -312,10 +312,10 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	pw_att = column_number(rel, "password_hash");
-	changed_att = column_number(rel, "password_changed_at");
-	checked_att = column_number(rel, "password_checked_at");
-	id_att = column_number(rel, "id");
+	pw_att = column_number(rel, SP_COLUMN(SPC_USERS_PASSWORD_HASH));
+	changed_att = column_number(rel, SP_COLUMN(SPC_USERS_PASSWORD_CHANGED_AT));
+	checked_att = column_number(rel, SP_COLUMN(SPC_USERS_PASSWORD_CHECKED_AT));
+	id_att = column_number(rel, SP_COLUMN(SPC_USERS_ID));
 
 	if (!password_changed(td, pw_att,
 						  write_mode != SP_WRITE_PLAINTEXT && write_mode != SP_WRITE_TEMPORARY,
@@ -358,7 +358,7 @@ secpolicy_users_password_trigger(PG_FUNCTION_ARGS)
 										  write_mode == SP_WRITE_TEMPORARY ? 0 : policy.history_depth,
 										  &previous);
 		vals[0] = CStringGetTextDatum(enforce_and_hash(VARDATA_ANY(plain), VARSIZE_ANY_EXHDR(plain),
-													   row_value(td, column_number(rel, "username")),
+													   row_value(td, column_number(rel, SP_COLUMN(SPC_USERS_USERNAME))),
 													   previous, nprevious, &policy));
 		checked = true;
 	}
@@ -584,6 +584,19 @@ secpolicy_write_password(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("mode must be 'plaintext', 'temporary', 'rehash' or 'import'")));
 
+	if (newmode == SP_WRITE_IMPORT && datum_is_argon2id(PointerGetDatum(value)))
+	{
+		size_t		len;
+		char	   *hash = sp_text_cstring(value, &len);
+
+		if (!sp_hash_cost_allowed(hash, len))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the hash's cost exceeds secpolicy.max_hash_work"),
+					 errdetail("Its memory in MiB times its passes is larger than %d and than the policy's own.",
+							   sp_max_hash_work()),
+					 errhint("A superuser may raise secpolicy.max_hash_work for the import.")));
+	}
 	if ((newmode == SP_WRITE_REHASH || newmode == SP_WRITE_IMPORT) &&
 		!datum_is_argon2id(PointerGetDatum(value)))
 		ereport(ERROR,

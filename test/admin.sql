@@ -10,7 +10,7 @@
 --   transaction) or deleting one is reported at the right row.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(92);
+SELECT plan(94);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -156,10 +156,14 @@ RESET ROLE;
 SELECT is((SELECT actor || '/' || actor_role FROM secpolicy.audit_log ORDER BY id DESC LIMIT 1), session_user || '/regress_pw_auditor_admin',
           'an admin acting through SET ROLE is recorded with both names');
 
--- the chain
+-- the chain: rows are chained when their transaction commits; audit_seal() does it now
+SELECT is((SELECT ROW(intact, rows_checked)::text FROM secpolicy.verify_audit_chain()),
+          ROW(true, (SELECT count(*) FROM secpolicy.audit_log WHERE row_hash IS NOT NULL))::text,
+          'before the commit, the rows this transaction wrote are not chained yet');
+SELECT ok(secpolicy.audit_seal() > 0, 'audit_seal() chains them, as the commit would');
 SELECT is((SELECT ROW(intact, rows_checked, first_broken_id)::text FROM secpolicy.verify_audit_chain()),
           ROW(true, (SELECT count(*) FROM secpolicy.audit_log), NULL::bigint)::text, 'verify_audit_chain: intact over every row');
-SELECT is((SELECT head_hash FROM secpolicy.verify_audit_chain()), (SELECT encode(row_hash, 'hex') FROM secpolicy.audit_log ORDER BY id DESC LIMIT 1),
+SELECT is((SELECT head_hash FROM secpolicy.verify_audit_chain()), (SELECT encode(row_hash, 'hex') FROM secpolicy.audit_log ORDER BY coalesce(chain_seq, id) DESC LIMIT 1),
           'head_hash is the newest row''s hash');
 SELECT throws_ok(format('UPDATE secpolicy.audit_log SET reason = %L WHERE id = %s', 'edited', :disabled_audit_id), '42501', NULL, 'UPDATE is refused');
 SELECT throws_ok(format('DELETE FROM secpolicy.audit_log WHERE id = %s', :disabled_audit_id), '42501', NULL, 'DELETE is refused');

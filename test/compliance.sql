@@ -11,7 +11,7 @@
 -- and compliant numbers are checked against numbers worked out by hand and
 -- against counts computed from the tables with independent queries.
 BEGIN;
-SELECT plan(36);
+SELECT plan(38);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -113,6 +113,8 @@ SELECT results_eq($$SELECT * FROM pg_temp.row_of('Security incidents')$$, $$VALU
                   'incidents: 4 breaches; the overdue one and the one reported late do not comply');
 SELECT results_eq($$SELECT * FROM pg_temp.row_of('Second-factor secrets')$$, $$VALUES (1::bigint, 1::bigint)$$,
                   'secrets: the one secret is sealed under the current key');
+-- (rows are chained when their transaction commits: audit_seal() does it now)
+SELECT ok(secpolicy.audit_seal() >= 0, 'the rows of this transaction are chained as at commit');
 SELECT results_eq($$SELECT * FROM pg_temp.row_of('The audit trail')$$,
                   $$SELECT count(*), count(*) FROM secpolicy.audit_log$$, 'audit: every row checked and intact');
 SELECT is((SELECT count(*) FROM secpolicy.compliance_report()), 16::bigint, 'one row per policy statement');
@@ -199,6 +201,7 @@ SELECT is((SELECT setting_ok FROM secpolicy.compliance_report() WHERE statement 
           'and revoking it restores it');
 
 -- ---------------------------------------------------------------- a tampered audit chain
+SELECT ok(secpolicy.audit_seal() >= 0, 'the newer rows are chained too');
 CREATE TEMP TABLE tamper AS
 SELECT min(id) AS id, (SELECT count(*) FROM secpolicy.audit_log) AS total FROM secpolicy.audit_log
  WHERE action = 'user_created' AND username = 'regress_cmp_c_old';

@@ -26,33 +26,8 @@ CREATE FUNCTION pg_temp.last_used(uname text) RETURNS bigint LANGUAGE sql STABLE
 $$ SELECT last_used_step FROM secpolicy.totp_credentials WHERE user_id = pg_temp.uid(uname) $$;
 CREATE FUNCTION pg_temp.verify(token text, code text) RETURNS text LANGUAGE sql AS
 $$ SELECT status FROM secpolicy.verify_mfa(token, code) $$;
--- create and enrol a user through the flows; keeps its secret and recovery codes in kv
-CREATE FUNCTION pg_temp.enrol(uname text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    l record;
-    e record;
-    c record;
-BEGIN
-    PERFORM secpolicy.create_user(uname, pg_temp.pw());
-    SELECT * INTO l FROM secpolicy.login(uname, pg_temp.pw());
-    SELECT * INTO e FROM secpolicy.totp_enroll(l.challenge_token);
-    SELECT * INTO c FROM secpolicy.totp_confirm(l.challenge_token, secpolicy.totp_code(e.secret));
-    IF c.status IS DISTINCT FROM 'ok' THEN
-        RAISE EXCEPTION 'enrolment of % failed: %', uname, c.status;
-    END IF;
-    PERFORM pg_temp.put(uname || '.secret', e.secret);
-    PERFORM pg_temp.put(uname || '.session', c.session_token);
-    FOR i IN 1 .. array_length(c.recovery_codes, 1) LOOP
-        PERFORM pg_temp.put(uname || '.rc' || i, c.recovery_codes[i]);
-    END LOOP;
-    RETURN e.secret;
-END $$;
-CREATE FUNCTION pg_temp.secret(uname text) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT pg_temp.get(uname || '.secret') $$;
-CREATE FUNCTION pg_temp.rc(uname text, i int) RETURNS text LANGUAGE sql STABLE AS
-$$ SELECT pg_temp.get(uname || '.rc' || i) $$;
 
-SELECT ok(pg_temp.enrol('regress_mfa') ~ '^[A-Z2-7]{32}$', 'setup: regress_mfa enrolled through the flows');
+SELECT ok(pg_temp.enrol_new('regress_mfa') ~ '^[A-Z2-7]{32}$', 'setup: regress_mfa enrolled through the flows');
 SELECT is(pg_temp.last_used('regress_mfa'), pg_temp.step(0), 'setup: the confirming code used step T');
 
 -- --------------------------------------------------- mfa_required, ok -----
@@ -165,7 +140,7 @@ SELECT is(status, 'reset_required', 'login with the right password: reset_requir
   FROM secpolicy.login('regress_mfa', pg_temp.pw());
 
 -- password failures and second-factor failures share one counter
-SELECT ok(pg_temp.enrol('regress_mfa_mix') IS NOT NULL, 'setup: regress_mfa_mix enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_mix') IS NOT NULL, 'setup: regress_mfa_mix enrolled');
 SELECT is(array_agg(status ORDER BY n), ARRAY['invalid_credentials','invalid_credentials','invalid_credentials'],
           'three wrong passwords')
   FROM generate_series(1, 3) n, LATERAL secpolicy.login('regress_mfa_mix', 'Wrong-Password-' || n) r;
@@ -176,7 +151,7 @@ SELECT is(pg_temp.verify(pg_temp.get('ch_mix'), 'not-a-code'), 'reset_required',
           'then a malformed code: reset_required (5th failure)');
 
 -- ------------------------------------------ challenge purpose and expiry -----
-SELECT ok(pg_temp.enrol('regress_mfa_b') IS NOT NULL, 'setup: regress_mfa_b enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_b') IS NOT NULL, 'setup: regress_mfa_b enrolled');
 SELECT secpolicy.create_user('regress_mfa_new', pg_temp.pw()) IS NOT NULL AS ok \gset
 SELECT is(pg_temp.verify(pg_temp.challenge('regress_mfa_new'), '123456'), 'expired_challenge',
           'an enrolment challenge given to verify_mfa: expired_challenge');
@@ -217,7 +192,7 @@ SELECT is(pg_temp.verify(pg_temp.get('ch_g2'), ' ' || substr(pg_temp.code(pg_tem
           'ok', 'a TOTP code with spaces is accepted');
 
 -- ------------------------------------------------------------ reset_mfa -----
-SELECT ok(pg_temp.enrol('regress_mfa_r') IS NOT NULL, 'setup: regress_mfa_r enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_r') IS NOT NULL, 'setup: regress_mfa_r enrolled');
 SELECT pg_temp.put('ch_r', pg_temp.challenge('regress_mfa_r')) IS NOT NULL AS ok \gset
 SELECT throws_ok($$SELECT secpolicy.reset_mfa('regress_mfa_r', NULL)$$, '22004', NULL, 'reset_mfa without a reason: 22004');
 SELECT throws_ok($$SELECT secpolicy.reset_mfa('regress_mfa_r', '  ')$$, '22004', NULL, 'reset_mfa with a blank reason: 22004');
@@ -253,7 +228,7 @@ SELECT is(status, 'mfa_enrollment_required', 'require_mfa back on: the unenrolle
   FROM secpolicy.login('regress_mfa_off', pg_temp.pw());
 
 -- ------------------------------------------------------- disabled user -----
-SELECT ok(pg_temp.enrol('regress_mfa_dis') IS NOT NULL, 'setup: regress_mfa_dis enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_dis') IS NOT NULL, 'setup: regress_mfa_dis enrolled');
 SELECT pg_temp.put('ch_d', pg_temp.challenge('regress_mfa_dis')) IS NOT NULL AS ok \gset
 SELECT lives_ok($$SELECT secpolicy.disable_user('regress_mfa_dis', 'left')$$, 'disable the user with a challenge outstanding');
 SELECT is(pg_temp.verify(pg_temp.get('ch_d'), pg_temp.code(pg_temp.secret('regress_mfa_dis'), 1)), 'expired_challenge',
@@ -261,7 +236,7 @@ SELECT is(pg_temp.verify(pg_temp.get('ch_d'), pg_temp.code(pg_temp.secret('regre
 SELECT is(pg_temp.last_outcome('regress_mfa_dis'), 'expired_challenge/mfa',
           'disabled user: the attempt is logged against the account (disabling ended the challenge)');
 -- disabled without disable_user (a direct write by the table's owner): the challenge still exists
-SELECT ok(pg_temp.enrol('regress_mfa_dis2') IS NOT NULL, 'setup: regress_mfa_dis2 enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_dis2') IS NOT NULL, 'setup: regress_mfa_dis2 enrolled');
 SELECT pg_temp.put('ch_d2', pg_temp.challenge('regress_mfa_dis2')) IS NOT NULL AS ok \gset
 UPDATE secpolicy.users SET disabled_at = now() WHERE username = 'regress_mfa_dis2';
 SELECT is(pg_temp.verify(pg_temp.get('ch_d2'), pg_temp.code(pg_temp.secret('regress_mfa_dis2'), 1)), 'expired_challenge',
@@ -273,7 +248,7 @@ SELECT is(status, 'disabled', 'disabled user: login answers disabled')
   FROM secpolicy.login('regress_mfa_dis', pg_temp.pw());
 
 -- ------------------------------------------- full-width digits -----
-SELECT ok(pg_temp.enrol('regress_mfa_fw') IS NOT NULL, 'setup: regress_mfa_fw enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_fw') IS NOT NULL, 'setup: regress_mfa_fw enrolled');
 SELECT is(pg_temp.verify(pg_temp.challenge('regress_mfa_fw'),
                          translate(pg_temp.code(pg_temp.secret('regress_mfa_fw'), 1), '0123456789',
                                    U&'\FF10\FF11\FF12\FF13\FF14\FF15\FF16\FF17\FF18\FF19')),
@@ -283,7 +258,7 @@ SELECT is(pg_temp.verify(pg_temp.challenge('regress_mfa_fw'),
 -- A challenge issued before an admin or the user changed the password state
 -- must not open a session: admin_set_password ends sessions and requires a
 -- password change, expire_password expires it, change_password ends sessions.
-SELECT ok(pg_temp.enrol('regress_mfa_stale') IS NOT NULL, 'setup: regress_mfa_stale enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_stale') IS NOT NULL, 'setup: regress_mfa_stale enrolled');
 SELECT pg_temp.put('ch_s1', pg_temp.challenge('regress_mfa_stale')) IS NOT NULL AS ok \gset
 SELECT lives_ok($$SELECT secpolicy.admin_set_password('regress_mfa_stale', 'Temporary-Pass-93#', 'helpdesk')$$,
                 'admin_set_password while a challenge is outstanding');
@@ -291,16 +266,17 @@ SELECT is(pg_temp.verify(pg_temp.get('ch_s1'), pg_temp.code(pg_temp.secret('regr
           'after admin_set_password the earlier challenge opens no session');
 SELECT is(count(*), 0::bigint, 'no live session after admin_set_password')
   FROM secpolicy.sessions s WHERE s.user_id = pg_temp.uid('regress_mfa_stale') AND s.ended_at IS NULL;
-SELECT ok(pg_temp.enrol('regress_mfa_stale2') IS NOT NULL, 'setup: regress_mfa_stale2 enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_stale2') IS NOT NULL, 'setup: regress_mfa_stale2 enrolled');
 SELECT pg_temp.put('ch_s2', pg_temp.challenge('regress_mfa_stale2')) IS NOT NULL AS ok \gset
 SELECT lives_ok($$SELECT secpolicy.expire_password('regress_mfa_stale2', 'audit finding')$$,
                 'expire_password while a challenge is outstanding');
 SELECT is(pg_temp.verify(pg_temp.get('ch_s2'), pg_temp.code(pg_temp.secret('regress_mfa_stale2'), 1)), 'expired_challenge',
           'after expire_password the earlier challenge opens no session');
-SELECT ok(pg_temp.enrol('regress_mfa_stale3') IS NOT NULL, 'setup: regress_mfa_stale3 enrolled');
+SELECT ok(pg_temp.enrol_new('regress_mfa_stale3') IS NOT NULL, 'setup: regress_mfa_stale3 enrolled');
 SELECT pg_temp.put('ch_s3', pg_temp.challenge('regress_mfa_stale3')) IS NOT NULL AS ok \gset
-SELECT is(status, 'ok', 'the user changes the password while a challenge is outstanding')
-  FROM secpolicy.change_password('regress_mfa_stale3', pg_temp.pw(), 'Another-Lantern-58$');
+SELECT is(status, 'ok', 'the user changes the password (with a code) while a challenge is outstanding')
+  FROM secpolicy.change_password('regress_mfa_stale3', pg_temp.pw(), 'Another-Lantern-58$', NULL, NULL,
+                                 pg_temp.code(pg_temp.secret('regress_mfa_stale3'), 1));
 SELECT is(pg_temp.verify(pg_temp.get('ch_s3'), pg_temp.code(pg_temp.secret('regress_mfa_stale3'), 1)), 'expired_challenge',
           'after change_password the challenge obtained with the old password opens no session');
 

@@ -129,7 +129,7 @@ SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
 -- the analyst role
 SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
               'secpolicy.login(text,text,inet,text)', 'secpolicy.verify_mfa(text,text,inet)', 'secpolicy.totp_enroll(text)',
-              'secpolicy.totp_confirm(text,text)', 'secpolicy.change_password(text,text,text,inet,text)',
+              'secpolicy.totp_confirm(text,text)', 'secpolicy.change_password(text,text,text,inet,text,text)',
               'secpolicy.request_password_reset(text,inet)', 'secpolicy.reset_password(text,text)', 'secpolicy.session_touch(text)',
               'secpolicy.logout(text)', 'secpolicy.list_sessions(text)', 'secpolicy.end_other_sessions(text)',
               'secpolicy.hash_password(text)', 'secpolicy.verify_password(text,text)', 'secpolicy.password_needs_rehash(text)',

@@ -17,10 +17,11 @@ CREATE TABLE secpolicy.policy (
         CHECK (password_expiry_warning >= interval '0'),
     max_failed_attempts integer NOT NULL DEFAULT 5 CHECK (max_failed_attempts BETWEEN 1 AND 100),
     require_mfa boolean NOT NULL DEFAULT true,
+    -- at most a year each, so that every deadline a session computes is a valid timestamp
     session_idle_timeout interval NOT NULL DEFAULT '15 minutes'
-        CHECK (session_idle_timeout > interval '0'),
+        CHECK (session_idle_timeout > interval '0' AND session_idle_timeout <= interval '366 days'),
     session_max_lifetime interval NOT NULL DEFAULT '12 hours'
-        CHECK (session_max_lifetime > interval '0'),
+        CHECK (session_max_lifetime > interval '0' AND session_max_lifetime <= interval '366 days'),
     reset_token_lifetime interval NOT NULL DEFAULT '1 hour'
         CHECK (reset_token_lifetime > interval '0' AND reset_token_lifetime <= interval '7 days'),
     hash_opslimit integer NOT NULL DEFAULT 2 CHECK (hash_opslimit BETWEEN 1 AND 16),

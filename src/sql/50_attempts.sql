@@ -48,6 +48,28 @@ SELECT pg_catalog.pg_extension_config_dump('secpolicy.login_attempts_id_seq', ''
 
 GRANT SELECT ON secpolicy.login_attempts TO secpolicy_admin;
 
+-- Internal: the flows write (attempts, counters, sessions), so they must run
+-- on the primary, in a read-write transaction; elsewhere they raise 25006 with
+-- a hint instead of failing deep inside.  Returns true (for DECLARE lists).
+CREATE FUNCTION secpolicy.require_writable(flow text) RETURNS boolean
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'secpolicy.% must run on the primary: this server is a standby', flow
+            USING ERRCODE = '25006',
+                  HINT = 'Connect to the primary (libpq: target_session_attrs=read-write); session_touch() answers on a standby, without extending the session.';
+    ELSIF current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'secpolicy.% writes, and this transaction is read-only', flow
+            USING ERRCODE = '25006', HINT = 'Call it in a read-write transaction.';
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.require_writable(text) IS
+    'Internal: raise 25006 with a hint when a flow is called on a standby or in a read-only transaction.';
+REVOKE ALL ON FUNCTION secpolicy.require_writable(text) FROM PUBLIC;
+
 -- Internal: drop the stage CHECK constraint that partitions made by 1.0 carry
 -- (1.1 records more stages).  The upgrade runs it; after a restore of an older
 -- dump, record_attempt() and create_attempt_partitions() do.  Returns how many

@@ -155,6 +155,7 @@ CREATE FUNCTION secpolicy.logout(session_token text) RETURNS boolean
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM secpolicy.require_writable('logout');
     IF session_token IS NULL OR length(session_token) > 128 THEN
         RETURN false;
     END IF;
@@ -201,6 +202,7 @@ CREATE FUNCTION secpolicy.end_other_sessions(session_token text) RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('end_other_sessions');
     st secpolicy.session_status := secpolicy.session_touch(session_token);
 BEGIN
     IF st.status <> 'active' THEN

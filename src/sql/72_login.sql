@@ -63,6 +63,15 @@ COMMENT ON FUNCTION secpolicy.redacted_functions() IS
 REVOKE ALL ON FUNCTION secpolicy.redacted_functions() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.redacted_functions() TO secpolicy_admin;
 
+CREATE FUNCTION secpolicy.catalog_reads(OUT relation text, OUT column_name text, OUT type text)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'secpolicy_catalog_reads'
+    LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION secpolicy.catalog_reads() IS
+    'The columns (and an index) of the extension''s tables that its C code reads by name, with their types; a test checks them against the catalog.';
+REVOKE ALL ON FUNCTION secpolicy.catalog_reads() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.catalog_reads() TO secpolicy_admin;
+
 -- Internal: the password check that login() and change_password() share.
 -- It locks the account row (FOR UPDATE: concurrent guesses on one account
 -- queue here), answers an unknown name exactly as a real one, refuses at the
@@ -84,6 +93,7 @@ DECLARE
 BEGIN
     -- the statement carries a password: keep it out of the log, whatever the answer
     PERFORM secpolicy.mark_statement();
+    PERFORM secpolicy.require_writable(CASE authenticate.stage WHEN 'password' THEN 'login' ELSE authenticate.stage END);
     status := 'invalid_credentials';
     IF authenticate.username IS NULL OR authenticate.username = '' OR authenticate.password IS NULL THEN
         PERFORM secpolicy.record_attempt(NULL, authenticate.username, authenticate.client_addr,

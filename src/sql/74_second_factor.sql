@@ -7,21 +7,24 @@ COMMENT ON TYPE secpolicy.mfa_result IS
 -- Internal: a second-factor code as typed, in NFKC in a UTF-8 database
 -- (digits and letters from a full-width keyboard or an input method are the
 -- ASCII ones), without spaces and hyphens.  Codes are short: input of more
--- than 256 bytes is not normalised.
+-- than 256 bytes is no code at all (NULL), and is not looked at further.
 CREATE FUNCTION secpolicy.compact_code(code text) RETURNS text
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c text := coalesce(compact_code.code, '');
 BEGIN
-    IF octet_length(c) <= 256 AND octet_length(c) > length(c) AND getdatabaseencoding() = 'UTF8' THEN
+    IF octet_length(c) > 256 THEN
+        RETURN NULL;
+    END IF;
+    IF octet_length(c) > length(c) AND getdatabaseencoding() = 'UTF8' THEN
         c := normalize(c, NFKC);
     END IF;
     RETURN regexp_replace(c, '[[:space:]-]', '', 'g');
 END
 $$;
 COMMENT ON FUNCTION secpolicy.compact_code(text) IS
-    'Internal: a second-factor code without spaces and hyphens, in NFKC in a UTF-8 database.';
+    'Internal: a second-factor code without spaces and hyphens, in NFKC in a UTF-8 database; NULL for more than 256 bytes.';
 REVOKE ALL ON FUNCTION secpolicy.compact_code(text) FROM PUBLIC;
 
 -- Internal: check a second-factor code (TOTP, or a recovery code) for a user
@@ -37,7 +40,7 @@ DECLARE
     m record;
     compact text := secpolicy.compact_code(check_second_factor.code);
 BEGIN
-    IF length(compact) > 64 THEN
+    IF compact IS NULL OR length(compact) > 64 THEN
         RETURN 'invalid_code';
     END IF;
     IF compact ~ '^[0-9]{6,8}$' THEN
@@ -71,7 +74,7 @@ REVOKE ALL ON FUNCTION secpolicy.check_second_factor(bigint, text) FROM PUBLIC;
 -- record it (outcome invalid_code or replayed_code, or lockout at the limit)
 -- and return the status to answer: invalid_code or reset_required.
 CREATE FUNCTION secpolicy.code_failure(user_id bigint, username text, outcome text,
-                                       client_addr inet, user_agent text)
+                                       client_addr inet, user_agent text, stage text DEFAULT 'mfa')
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -81,13 +84,13 @@ BEGIN
     PERFORM secpolicy.record_attempt(code_failure.user_id, code_failure.username, code_failure.client_addr,
                                      code_failure.user_agent, false,
                                      CASE st WHEN 'reset_required' THEN 'lockout' ELSE code_failure.outcome END,
-                                     'mfa');
+                                     code_failure.stage);
     RETURN CASE st WHEN 'reset_required' THEN 'reset_required' ELSE 'invalid_code' END;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text) IS
+COMMENT ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text, text) IS
     'Internal: count and record a wrong second-factor code; returns invalid_code or reset_required.';
-REVOKE ALL ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION secpolicy.code_failure(bigint, text, text, inet, text, text) FROM PUBLIC;
 
 -- Internal: find a live challenge by token, or NULL.  It locks the account
 -- first and the challenge second, the order of everything else that touches
@@ -149,6 +152,7 @@ CREATE FUNCTION secpolicy.verify_mfa(challenge_token text, code text, client_add
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('verify_mfa');
     c secpolicy.mfa_challenges := secpolicy.find_challenge(verify_mfa.challenge_token, 'verify');
     u secpolicy.users;
     addr inet;

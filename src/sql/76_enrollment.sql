@@ -48,6 +48,7 @@ CREATE FUNCTION secpolicy.totp_enroll(token text) RETURNS secpolicy.enrollment
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('totp_enroll');
     o record := secpolicy.enrollment_owner(totp_enroll.token);
     pol secpolicy.policy;
     u secpolicy.users;
@@ -88,6 +89,7 @@ CREATE FUNCTION secpolicy.totp_confirm(token text, code text) RETURNS secpolicy.
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('totp_confirm');
     o record := secpolicy.enrollment_owner(totp_confirm.token);
     pol secpolicy.policy;
     u secpolicy.users;

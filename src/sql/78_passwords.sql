@@ -52,21 +52,44 @@ SELECT pg_catalog.pg_extension_config_dump('secpolicy.password_resets_id_seq', '
 GRANT SELECT (user_id, id, requested_at, requested_addr, expires_at, used_at, revoked_at)
     ON secpolicy.password_resets TO secpolicy_admin;
 
+-- Requests for unknown or disabled accounts write a row here instead of a
+-- token, so that they cost what a real request costs (same answer, same
+-- time, like login).  Nothing reads it; maintain() empties it.  Not dumped.
+CREATE TABLE secpolicy.reset_decoys (
+    id bigserial PRIMARY KEY,
+    token_digest bytea NOT NULL UNIQUE,
+    requested_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    requested_addr inet,
+    expires_at timestamptz NOT NULL
+);
+COMMENT ON TABLE secpolicy.reset_decoys IS
+    'Internal: the writes that requests for unknown or disabled accounts make, so that they take as long as real ones.';
+
 -- Internal: revoke a user's live reset tokens; whatever changes or locks the
 -- password (a new request, a change, an admin, disabling) calls it.
 CREATE FUNCTION secpolicy.revoke_reset_tokens(user_id bigint) RETURNS void
-    LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- PL/pgSQL keeps the plan across calls (an SQL function is planned at each)
     UPDATE secpolicy.password_resets r SET revoked_at = now()
-     WHERE r.user_id = $1 AND r.used_at IS NULL AND r.revoked_at IS NULL;
+     WHERE r.user_id = revoke_reset_tokens.user_id AND r.used_at IS NULL AND r.revoked_at IS NULL;
+END
 $$;
 COMMENT ON FUNCTION secpolicy.revoke_reset_tokens(bigint) IS
     'Internal: revoke the live password-reset tokens of a user.';
 REVOKE ALL ON FUNCTION secpolicy.revoke_reset_tokens(bigint) FROM PUBLIC;
 
+-- Changing a password takes the current one and, for an account with a second
+-- factor, that factor too: a session that passed it (session_token) or a code
+-- (mfa_code, a TOTP or recovery code), so that a stolen password alone can
+-- neither replace the password nor end the owner's sessions.  The new
+-- password's rules are checked before the code is spent; a wrong code counts
+-- as a failure.
 CREATE FUNCTION secpolicy.change_password(username text, old_password text, new_password text,
                                           client_addr inet DEFAULT NULL,
-                                          session_token text DEFAULT NULL)
+                                          session_token text DEFAULT NULL,
+                                          mfa_code text DEFAULT NULL)
     RETURNS secpolicy.password_result
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -76,6 +99,8 @@ DECLARE
                                        change_password.client_addr, NULL, 'change_password');
     broken text[];
     keep bigint;
+    keep_mfa boolean := false;
+    factor text;
 BEGIN
     IF a.status <> 'password_ok' THEN
         RETURN ROW(a.status, NULL)::secpolicy.password_result;
@@ -90,16 +115,61 @@ BEGIN
         RETURN ROW('reset_required', NULL)::secpolicy.password_result;
     END IF;
 
+    -- the session the change is made from (if given and live) stays; it proves
+    -- the second factor when it was opened with it
+    SELECT s.id, s.mfa INTO keep, keep_mfa FROM secpolicy.sessions s
+     WHERE change_password.session_token IS NOT NULL AND length(change_password.session_token) <= 128
+       AND s.token_digest = secpolicy.token_digest(change_password.session_token)
+       AND s.user_id = u.id AND s.ended_at IS NULL
+       AND (secpolicy.session_touch(change_password.session_token)).status = 'active';
+
+    -- the rules first (history is checked when the password is set), so that a
+    -- rejected password does not spend a code
+    broken := secpolicy.password_violations(change_password.new_password, u.username);
+    IF change_password.new_password IS NULL OR change_password.new_password = '' THEN
+        broken := ARRAY['too_short'];
+    END IF;
+    IF cardinality(broken) > 0 THEN
+        RETURN ROW('rejected', broken)::secpolicy.password_result;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM secpolicy.totp_credentials c WHERE c.user_id = u.id AND c.confirmed_at IS NOT NULL)
+       AND NOT coalesce(keep_mfa, false) THEN
+        IF change_password.mfa_code IS NULL THEN
+            PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                             false, 'mfa_required', 'change_password');
+            RETURN ROW('mfa_required', NULL)::secpolicy.password_result;
+        END IF;
+        factor := secpolicy.may_guess(u.id, u.failed_attempts, u.reset_required);
+        IF factor <> 'ok' THEN
+            PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
+                                             false, factor, 'change_password');
+            RETURN ROW('reset_required', NULL)::secpolicy.password_result;
+        END IF;
+        factor := secpolicy.check_second_factor(u.id, change_password.mfa_code);
+        IF factor IN ('invalid_code', 'replayed_code') THEN
+            IF factor = 'replayed_code' THEN
+                PERFORM secpolicy.audit('totp_replay_rejected', u.id, u.username);
+            END IF;
+            RETURN ROW(secpolicy.code_failure(u.id, u.username, factor, change_password.client_addr, NULL,
+                                              'change_password'),
+                       NULL)::secpolicy.password_result;
+        END IF;
+        PERFORM secpolicy.guess_end('u:' || u.id);
+        IF factor = 'recovery_code' THEN
+            PERFORM secpolicy.audit('recovery_code_used', u.id, u.username, NULL,
+                                    jsonb_build_object('remaining',
+                                        (SELECT count(*) FROM secpolicy.recovery_codes r
+                                          WHERE r.user_id = u.id AND r.used_at IS NULL)));
+        END IF;
+    END IF;
+
     broken := secpolicy.try_set_password(u.id, change_password.new_password);
     IF cardinality(broken) > 0 THEN
         RETURN ROW('rejected', broken)::secpolicy.password_result;
     END IF;
 
-    -- other sessions end; the one the change was made from (if given and live) stays
-    SELECT s.id INTO keep FROM secpolicy.sessions s
-     WHERE change_password.session_token IS NOT NULL AND length(change_password.session_token) <= 128
-       AND s.token_digest = secpolicy.token_digest(change_password.session_token)
-       AND s.user_id = u.id AND s.ended_at IS NULL;
+    -- other sessions end; the one the change was made from stays
     PERFORM secpolicy.end_sessions(u.id, 'password_changed', keep);
     PERFORM secpolicy.revoke_reset_tokens(u.id);
     PERFORM secpolicy.record_attempt(u.id, change_password.username, change_password.client_addr, NULL,
@@ -108,38 +178,58 @@ BEGIN
     RETURN ROW('ok', '{}'::text[])::secpolicy.password_result;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text) IS
-    'Changes a password given the current one (expired passwords included); other sessions of the user end.';
-REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text) TO secpolicy_app;
+COMMENT ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) IS
+    'Changes a password given the current one and, for an account with a second factor, a session opened with it or a code (expired passwords included); other sessions of the user end.';
+REVOKE ALL ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.change_password(text, text, text, inet, text, text) TO secpolicy_app;
 
+-- The answer for an unknown or disabled account is NULL, and costs what an
+-- existing account's costs: a token is made and digested, a row written
+-- (a decoy) and the request recorded in the attempt log (stage reset) either
+-- way, so both take the same statements and both commits wait for a WAL flush.
 CREATE FUNCTION secpolicy.request_password_reset(username text, client_addr inet DEFAULT NULL)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('request_password_reset');
     u secpolicy.users;
-    token text;
+    token text := secpolicy.random_token('spr');
+    digest bytea := secpolicy.token_digest(token);
 BEGIN
     IF request_password_reset.username IS NULL OR request_password_reset.username = '' THEN
+        PERFORM secpolicy.record_attempt(NULL, request_password_reset.username, request_password_reset.client_addr,
+                                         NULL, false, 'invalid_input', 'reset');
         RETURN NULL;
     END IF;
     SELECT * INTO u FROM secpolicy.users x
      WHERE lower(x.username) = lower(request_password_reset.username) FOR UPDATE;
     IF NOT FOUND OR u.disabled_at IS NOT NULL THEN
+        -- the same statements as below, on a decoy: the previous decoy stands
+        -- for the account's row lock and its previous token
+        UPDATE secpolicy.reset_decoys d SET expires_at = now()
+         WHERE d.id = (SELECT max(x.id) FROM secpolicy.reset_decoys x);
+        PERFORM secpolicy.revoke_reset_tokens(NULL);
+        INSERT INTO secpolicy.reset_decoys (token_digest, requested_addr, expires_at)
+        VALUES (digest, request_password_reset.client_addr,
+                now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
+        PERFORM secpolicy.record_attempt(u.id, request_password_reset.username, request_password_reset.client_addr,
+                                         NULL, false, CASE WHEN u.id IS NULL THEN 'unknown_user' ELSE 'disabled' END,
+                                         'reset');
         RETURN NULL;
     END IF;
     -- a new token replaces any live one
     PERFORM secpolicy.revoke_reset_tokens(u.id);
-    token := secpolicy.random_token('spr');
     INSERT INTO secpolicy.password_resets (user_id, token_digest, requested_addr, expires_at)
-    VALUES (u.id, secpolicy.token_digest(token), request_password_reset.client_addr,
+    VALUES (u.id, digest, request_password_reset.client_addr,
             now() + (SELECT p.reset_token_lifetime FROM secpolicy.policy p));
+    PERFORM secpolicy.record_attempt(u.id, request_password_reset.username, request_password_reset.client_addr,
+                                     NULL, true, 'reset_requested', 'reset');
     RETURN token;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.request_password_reset(text, inet) IS
-    'A single-use reset token to deliver to the account''s owner out of band; NULL for an unknown or disabled user.';
+    'A single-use reset token to deliver to the account''s owner out of band; NULL (in the same time) for an unknown or disabled user.';
 REVOKE ALL ON FUNCTION secpolicy.request_password_reset(text, inet) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.request_password_reset(text, inet) TO secpolicy_app;
 
@@ -148,6 +238,7 @@ CREATE FUNCTION secpolicy.reset_password(reset_token text, new_password text)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    writable boolean := secpolicy.require_writable('reset_password');
     r secpolicy.password_resets;
     u secpolicy.users;
     broken text[];

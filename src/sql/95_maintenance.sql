@@ -121,6 +121,7 @@ BEGIN
                 WHERE pr.expires_at < now() - interval '30 days' RETURNING 1)
     SELECT count(*) INTO n FROM d;
     result := result || jsonb_build_object('reset_tokens_deleted', n);
+    DELETE FROM secpolicy.reset_decoys d WHERE d.expires_at < now();
     SELECT count(*) FILTER (WHERE d.new_incident) INTO n FROM secpolicy.detect_attacks() d;
     result := result || jsonb_build_object('incidents_opened', n);
     UPDATE secpolicy.maintenance_state SET last_run_at = now();

@@ -149,7 +149,8 @@ BEGIN
                         OR (i.regulator_notified_at IS NULL AND now() <= i.detected_at + interval '72 hours')))
         UNION ALL
         SELECT 'Second-factor secrets are encrypted at rest',
-               coalesce('key ' || key, 'no key configured'), 'every secret sealed under the current key',
+               CASE WHEN key IS NULL THEN 'no key configured' ELSE 'a sealing key is configured' END,
+               'every secret sealed under the current key',
                key IS NOT NULL,
                (SELECT count(*) FROM secpolicy.totp_credentials t WHERE t.sealed_secret IS NOT NULL),
                (SELECT count(*) FROM secpolicy.totp_credentials t
@@ -158,9 +159,11 @@ BEGIN
         SELECT 'The audit trail is complete and tamper-evident',
                CASE WHEN chain.intact THEN 'hash chain intact' ELSE format('chain broken at row %s', chain.first_broken_id) END,
                'hash chain intact', chain.intact,
-               (SELECT count(*) FROM secpolicy.audit_log),
+               (SELECT count(*) FROM secpolicy.audit_log l WHERE l.row_hash IS NOT NULL),
                CASE WHEN chain.intact THEN chain.rows_checked
-                    ELSE (SELECT count(*) FROM secpolicy.audit_log l WHERE l.id < chain.first_broken_id) END
+                    ELSE (SELECT count(*) FROM secpolicy.audit_log l, secpolicy.audit_log b
+                           WHERE b.id = chain.first_broken_id AND l.row_hash IS NOT NULL
+                             AND coalesce(l.chain_seq, l.id) < coalesce(b.chain_seq, b.id)) END
     )
     SELECT r.statement, r.setting, r.target, r.setting_ok, r.in_scope, r.compliant,
            CASE WHEN r.in_scope > 0 THEN round(100.0 * r.compliant / r.in_scope, 1) END

@@ -22,6 +22,38 @@ SELECT secpolicy.repair_attempt_partitions();
 -- databases still at 1.0.
 DROP FUNCTION secpolicy.guess_begin(text, integer, integer, text);
 
+-- change_password() takes the second factor (mfa_code) and code_failure()
+-- the stage to record: new trailing parameters, so the old signatures go.
+DROP FUNCTION secpolicy.change_password(text, text, text, inet, text);
+DROP FUNCTION secpolicy.code_failure(bigint, text, text, inet, text);
+
+-- The session timeouts are bounded (a year), so that no session deadline
+-- overflows the timestamp range (session_touch raised 22008 for every session
+-- once session_max_lifetime was huge).  Longer settings are cut to the bound
+-- first (an audited policy change).
+UPDATE secpolicy.policy
+   SET session_idle_timeout = least(session_idle_timeout, interval '366 days'),
+       session_max_lifetime = least(session_max_lifetime, interval '366 days')
+ WHERE session_idle_timeout > interval '366 days' OR session_max_lifetime > interval '366 days';
+ALTER TABLE secpolicy.policy
+    DROP CONSTRAINT policy_session_idle_timeout_check,
+    ADD CONSTRAINT policy_session_idle_timeout_check
+        CHECK (session_idle_timeout > interval '0' AND session_idle_timeout <= interval '366 days'),
+    DROP CONSTRAINT policy_session_max_lifetime_check,
+    ADD CONSTRAINT policy_session_max_lifetime_check
+        CHECK (session_max_lifetime > interval '0' AND session_max_lifetime <= interval '366 days');
+
+-- The audit chain is sealed when the auditing transaction commits, not when
+-- the row is written (an open transaction held the chain's lock and stalled
+-- every audited action): the hashes are NULL until then, and chain_seq is a
+-- row's place in the chain (commit order; NULL for the rows of 1.0, whose
+-- place is their id).
+ALTER TABLE secpolicy.audit_log
+    ALTER COLUMN prev_hash DROP NOT NULL,
+    ALTER COLUMN row_hash DROP NOT NULL,
+    ADD COLUMN chain_seq bigint,
+    ADD CONSTRAINT audit_log_check CHECK ((prev_hash IS NULL) = (row_hash IS NULL));
+
 -- Database roles under the policy: two settings at the end of the policy row
 -- (the longest access window, and when a login role counts as dormant).
 ALTER TABLE secpolicy.policy

@@ -73,7 +73,7 @@ login_totp() {
 }
 # The key ids of every sealed value, distinct, comma-separated.
 sealed_ids() {
-    q "SELECT string_agg(DISTINCT encode(substring(v FROM 1 FOR 8), 'hex'), ',')
+    q "SELECT string_agg(DISTINCT encode(substring(v FROM 2 FOR 8), 'hex'), ',')
          FROM secpolicy.totp_credentials c, LATERAL (VALUES (c.sealed_secret), (c.pending_secret)) s(v)
         WHERE v IS NOT NULL"
 }

@@ -211,12 +211,15 @@ read -r -a rcodes <<<"$rest"
 queued=1
 for r in 1 2 3 4 5 6 7 8; do
     q "UPDATE secpolicy.totp_credentials SET last_used_step = -1 WHERE user_id = $dl_uid" >/dev/null
+    # the change is made from a session opened with the second factor (step T-1)
+    ch0=$(q "SELECT challenge_token FROM secpolicy.login('dl_user', '$(pw_of $((r - 1)))')")
+    s2f=$(q "SELECT session_token FROM secpolicy.verify_mfa('$ch0', secpolicy.totp_code('$secret', now() - interval '30 seconds'))")
     ch1=$(q "SELECT challenge_token FROM secpolicy.login('dl_user', '$(pw_of $((r - 1)))')")
     ch2=$(q "SELECT challenge_token FROM secpolicy.login('dl_user', '$(pw_of $((r - 1)))')")
     barrier_hold || queued=0
     barrier_client "dl$r-verify-totp" "SELECT status FROM secpolicy.verify_mfa('$ch1', secpolicy.totp_code('$secret'))" &
     barrier_client "dl$r-verify-rc" "SELECT status FROM secpolicy.verify_mfa('$ch2', '${rcodes[$((r - 1))]:-none}')" &
-    barrier_client "dl$r-change" "SELECT status FROM secpolicy.change_password('dl_user', '$(pw_of $((r - 1)))', '$(pw_of $r)')" &
+    barrier_client "dl$r-change" "SELECT status FROM secpolicy.change_password('dl_user', '$(pw_of $((r - 1)))', '$(pw_of $r)', NULL, '$s2f')" &
     barrier_release 3 || queued=0
     wait
 done
