@@ -143,7 +143,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.set_role_password(text, text) TO secpolicy_l
 -- now + max_password_age (or an explicit earlier VALID UNTIL of the
 -- statement), the hash joins the history (a pre-hashed password has none),
 -- the failures and the lock end, and the change is audited.
-CREATE FUNCTION secpolicy.role_password_changed(role_name text, role_oid oid, password_hash text,
+CREATE FUNCTION secpolicy.role_password_changed(role_name text, role_oid oid, new_hash text,
                                                 valid_until timestamptz, via text)
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -160,9 +160,9 @@ BEGIN
         EXECUTE format('ALTER ROLE %I VALID UNTIL %L', role_password_changed.role_name, until);
     END IF;
 
-    IF role_password_changed.password_hash IS NOT NULL THEN
+    IF role_password_changed.new_hash IS NOT NULL THEN
         INSERT INTO secpolicy.role_password_history (role_name, role_oid, password_hash)
-        VALUES (role_password_changed.role_name, role_password_changed.role_oid, role_password_changed.password_hash);
+        VALUES (role_password_changed.role_name, role_password_changed.role_oid, role_password_changed.new_hash);
     END IF;
     DELETE FROM secpolicy.role_password_history h
      WHERE h.role_name = role_password_changed.role_name
@@ -182,7 +182,7 @@ BEGIN
                             (SELECT k.user_id FROM secpolicy.role_links k WHERE k.role_name = role_password_changed.role_name),
                             role_password_changed.role_name, NULL,
                             jsonb_build_object('via', role_password_changed.via, 'valid_until', until,
-                                               'history', role_password_changed.password_hash IS NOT NULL,
+                                               'history', role_password_changed.new_hash IS NOT NULL,
                                                'unlocked', coalesce(prev.locked_at IS NOT NULL, false)));
 END
 $$;

@@ -43,7 +43,7 @@ COMMENT ON TABLE secpolicy.database_access IS
 COMMENT ON COLUMN secpolicy.database_access.client_addr IS
     'The address (or network) connections must come from; NULL: any.';
 COMMENT ON COLUMN secpolicy.database_access.close_reason IS
-    'closed, reopened, logout, disabled, lockout (of the account), role_lockout, admin, password_changed or unlinked.';
+    'reopened, logout, disabled, lockout (of the account), role_lockout, admin, password_changed or unlinked.';
 CREATE INDEX database_access_session_idx ON secpolicy.database_access (user_id, session_id) WHERE closed_at IS NULL;
 CREATE INDEX database_access_role_idx ON secpolicy.database_access (role_name) WHERE closed_at IS NULL;
 SELECT pg_catalog.pg_extension_config_dump('secpolicy.database_access', '');
@@ -323,26 +323,6 @@ COMMENT ON FUNCTION secpolicy.open_database_access(text, text, interval, inet) I
     'Opens an access window for a linked role, from a session that passed the second factor (at most policy.max_database_access; optionally only from client_addr).';
 REVOKE ALL ON FUNCTION secpolicy.open_database_access(text, text, interval, inet) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.open_database_access(text, text, interval, inet) TO secpolicy_app;
-
-CREATE FUNCTION secpolicy.close_database_access(session_token text, role text DEFAULT NULL) RETURNS integer
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    st secpolicy.session_status;
-BEGIN
-    PERFORM secpolicy.mark_statement();
-    st := secpolicy.session_touch(close_database_access.session_token);
-    IF st.status IS DISTINCT FROM 'active' THEN
-        RETURN 0;
-    END IF;
-    RETURN secpolicy.close_access_windows(st.user_id, secpolicy.current_session_id(),
-                                          close_database_access.role, 'closed');
-END
-$$;
-COMMENT ON FUNCTION secpolicy.close_database_access(text, text) IS
-    'Closes the access windows an active session opened (for one role, or all); returns how many.';
-REVOKE ALL ON FUNCTION secpolicy.close_database_access(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION secpolicy.close_database_access(text, text) TO secpolicy_app;
 
 -- ---------------------------------------------------------- PgBouncer ---
 

@@ -47,7 +47,7 @@ SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_se
 # requests for unknown accounts (nothing reads them)
 NOT_DUMPED=audit_head,dummy_hash,maintenance_state,reset_decoys
 
-plan 39
+plan 43
 
 setup_db "$src"
 
