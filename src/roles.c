@@ -52,6 +52,12 @@
 
 #define JOURNAL_FILE	"secpolicy_roles.journal"
 #define JOURNAL_MAGIC	0x53505231	/* "SPR1" */
+/*
+ * Appends after which the journal is rewritten as a snapshot by whoever
+ * appends (the worker does it much earlier; this bounds the file when no
+ * worker runs, as on a standby): about 9 MB.
+ */
+#define JOURNAL_MAX_RECORDS	100000
 
 typedef enum JournalType
 {
@@ -508,6 +514,8 @@ journal_append(JournalRecord *recs, int n, bool sync)
 	{
 		sp_roles->journal_records += n;
 		sp_roles->journal_unsynced = sync ? 0 : sp_roles->journal_unsynced + n;
+		if (sp_roles->journal_records > JOURNAL_MAX_RECORDS)
+			(void) sp_roles_journal_compact(WARNING);
 	}
 	return ok;
 }
