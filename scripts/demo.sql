@@ -45,7 +45,7 @@ SELECT secret, otpauth_uri FROM secpolicy.totp_enroll(:'challenge_token') \gset
 \echo 'Her app computes the current code (here: oathtool, an independent implementation):'
 \set code `oathtool --totp -b :secret`
 SELECT status, session_token, array_length(recovery_codes, 1) AS recovery_codes,
-       recovery_codes[1] AS first_recovery_code
+       recovery_codes[1] AS first_recovery_code, recovery_codes[2] AS second_recovery_code
   FROM secpolicy.totp_confirm(:'challenge_token', :'code') \gset
 \echo 'totp_confirm: ' :status ', recovery codes issued: ' :recovery_codes
 SELECT status, user_id, idle_expires_at FROM secpolicy.session_touch(:'session_token');
@@ -77,11 +77,16 @@ RESET ROLE;
 
 \echo
 \echo '7. Six months later (the demo ages her password): the password has expired and must change.'
+\echo '   A change takes her password and her second factor (a code; here her second recovery code);'
+\echo '   her old password is refused (history), which does not spend the code:'
 UPDATE secpolicy.users SET password_changed_at = now() - interval '6 months 1 day' WHERE username = :'alice';
 SET ROLE demo_app;
 SELECT status, password_expires_at::date FROM secpolicy.login(:'alice', 'Violet-Harbour-77', '203.0.113.7');
-SELECT * FROM secpolicy.change_password(:'alice', 'Violet-Harbour-77', 'Violet-Harbour-77');
 SELECT * FROM secpolicy.change_password(:'alice', 'Violet-Harbour-77', 'Silver-Estuary-19');
+SELECT * FROM secpolicy.change_password(:'alice', 'Violet-Harbour-77', 'Violet-Harbour-77', '203.0.113.7', NULL,
+                                        :'second_recovery_code');
+SELECT * FROM secpolicy.change_password(:'alice', 'Violet-Harbour-77', 'Silver-Estuary-19', '203.0.113.7', NULL,
+                                        :'second_recovery_code');
 SELECT status FROM secpolicy.login(:'alice', 'Silver-Estuary-19', '203.0.113.7');
 RESET ROLE;
 

@@ -11,7 +11,7 @@
 -- and compliant numbers are checked against numbers worked out by hand and
 -- against counts computed from the tables with independent queries.
 BEGIN;
-SELECT plan(38);
+SELECT plan(40);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -113,6 +113,13 @@ SELECT results_eq($$SELECT * FROM pg_temp.row_of('Security incidents')$$, $$VALU
                   'incidents: 4 breaches; the overdue one and the one reported late do not comply');
 SELECT results_eq($$SELECT * FROM pg_temp.row_of('Second-factor secrets')$$, $$VALUES (1::bigint, 1::bigint)$$,
                   'secrets: the one secret is sealed under the current key');
+-- the sealing key: configured, but its identifier is for admins (key_status()), not analysts
+SELECT is((SELECT setting FROM secpolicy.compliance WHERE statement LIKE 'Second-factor secrets are encrypted%'),
+          'a sealing key is configured',
+          'the encryption row says a key is configured');
+SELECT is((SELECT count(*) FROM secpolicy.compliance c, secpolicy.key_status() k
+            WHERE strpos(c.setting || c.target, k.key_id) > 0), 0::bigint,
+          'no row shows the key''s identifier');
 -- (rows are chained when their transaction commits: audit_seal() does it now)
 SELECT ok(secpolicy.audit_seal() >= 0, 'the rows of this transaction are chained as at commit');
 SELECT results_eq($$SELECT * FROM pg_temp.row_of('The audit trail')$$,

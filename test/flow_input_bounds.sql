@@ -3,13 +3,14 @@
 -- Covers: verify_mfa with a 280 MB code answers invalid_code (1.0 raised
 -- "invalid memory alloc request size"); session timeouts are bounded by a
 -- CHECK (23514) and session_touch answers at the bound (1.0 raised 22008 once
--- session_max_lifetime was huge); a caller-supplied hash costlier than
+-- session_max_lifetime was huge), and so are the password age and the
+-- retention intervals; a caller-supplied hash costlier than
 -- secpolicy.max_hash_work verifies false at once, without argon2 work
 -- (verify_password, password_match), and cannot be imported (22023), while
 -- the policy's own cost is always allowed; TOTP times out of range are 22023.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(14);
+SELECT plan(18);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = true;
 SELECT ok(pg_temp.enrol_new('regress_bounds') IS NOT NULL, 'setup: an enrolled account');
@@ -25,6 +26,15 @@ SELECT throws_ok($$UPDATE secpolicy.policy SET session_max_lifetime = '1000 year
                  'session_max_lifetime beyond a year: 23514');
 SELECT throws_ok($$UPDATE secpolicy.policy SET session_idle_timeout = '200000 years'$$, '23514', NULL,
                  'session_idle_timeout beyond a year: 23514');
+SELECT throws_ok($$UPDATE secpolicy.policy SET max_password_age = '200000 years'$$, '23514', NULL,
+                 'max_password_age beyond a hundred years: 23514 (login overflowed the timestamp range)');
+SELECT throws_ok($$UPDATE secpolicy.policy SET attempt_retention = '200000 years'$$, '23514', NULL,
+                 'attempt_retention beyond a hundred years: 23514 (maintain() overflowed)');
+UPDATE secpolicy.policy SET max_password_age = '100 years', password_expiry_warning = '100 years',
+       attempt_retention = '100 years', pseudonymise_after = '100 years';
+SELECT is((SELECT status FROM secpolicy.login('regress_bounds', pg_temp.pw())), 'mfa_required',
+          'at the bounds, login answers');
+SELECT ok(secpolicy.maintain() ? 'partitions_created', '... and maintain() runs');
 UPDATE secpolicy.policy SET session_max_lifetime = '366 days', session_idle_timeout = '366 days';
 SELECT is((secpolicy.session_touch(pg_temp.get('regress_bounds.session'))).status, 'active',
           'at the bound, session_touch answers active');

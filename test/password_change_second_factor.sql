@@ -5,12 +5,12 @@
 -- failure counted, sessions kept); a wrong code answers invalid_code, counts
 -- a failure and is logged; a right TOTP code, a recovery code (spent) or a
 -- session opened with the second factor change it; a session without it does
--- not; a rejected new password spends no code; the forced change of an
+-- not; a new password rejected by the rules or the history spends no code; the forced change of an
 -- expired password with a code; a replayed code; five wrong codes lock the
 -- account; an account without a second factor changes with its password.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(29);
+SELECT plan(30);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = true, max_failed_attempts = 5,
        totp_window = 1, history_depth = 3;
@@ -67,8 +67,10 @@ SELECT is(pg_temp.change('regress_cp2f', 'Changed-Secret-14!', NULL, pg_temp.cod
           'invalid_code:', 'the same code again: refused (replay)');
 
 -- --------------------------------------------------------- a recovery code -----
+SELECT is(pg_temp.change('regress_cp2f', 'Changed-Secret-13!', NULL, pg_temp.rc('regress_cp2f', 3)),
+          'rejected:reused_password', 'a previous password with a right code: rejected (the history)');
 SELECT is(pg_temp.change('regress_cp2f', 'Changed-Secret-15!', NULL, upper(pg_temp.rc('regress_cp2f', 3))),
-          'ok:', 'a recovery code: ok');
+          'ok:', '... which did not spend the code: the same recovery code then changes it');
 SELECT ok(pg_temp.changed_to('regress_cp2f', 'Changed-Secret-15!'), '... the password changed');
 SELECT is(pg_temp.change('regress_cp2f', 'Changed-Secret-16!', NULL, pg_temp.rc('regress_cp2f', 3)),
           'invalid_code:', '... and that recovery code is spent');

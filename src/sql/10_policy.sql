@@ -12,9 +12,11 @@ CREATE TABLE secpolicy.policy (
     check_username boolean NOT NULL DEFAULT true,
     check_blocklist boolean NOT NULL DEFAULT true,
     history_depth integer NOT NULL DEFAULT 5 CHECK (history_depth BETWEEN 0 AND 24),
-    max_password_age interval DEFAULT '6 months' CHECK (max_password_age > interval '0'),
+    -- the intervals are bounded, so that every date computed from them is a valid timestamp
+    max_password_age interval DEFAULT '6 months'
+        CHECK (max_password_age > interval '0' AND max_password_age <= interval '100 years'),
     password_expiry_warning interval NOT NULL DEFAULT '14 days'
-        CHECK (password_expiry_warning >= interval '0'),
+        CHECK (password_expiry_warning >= interval '0' AND password_expiry_warning <= interval '100 years'),
     max_failed_attempts integer NOT NULL DEFAULT 5 CHECK (max_failed_attempts BETWEEN 1 AND 100),
     require_mfa boolean NOT NULL DEFAULT true,
     -- at most a year each, so that every deadline a session computes is a valid timestamp
@@ -55,14 +57,14 @@ CREATE TABLE secpolicy.policy (
     compromise_min_failures integer NOT NULL DEFAULT 3 CHECK (compromise_min_failures >= 1),
     -- retention
     attempt_retention interval DEFAULT '400 days'
-        CHECK (attempt_retention >= interval '1 day'),
+        CHECK (attempt_retention >= interval '1 day' AND attempt_retention <= interval '100 years'),
     pseudonymise_after interval DEFAULT '90 days'
-        CHECK (pseudonymise_after >= interval '1 day'),
+        CHECK (pseudonymise_after >= interval '1 day' AND pseudonymise_after <= interval '100 years'),
     -- database roles (1.1)
     max_database_access interval NOT NULL DEFAULT '12 hours'
         CHECK (max_database_access > interval '0' AND max_database_access <= interval '7 days'),
     dormant_role_after interval DEFAULT '90 days'
-        CHECK (dormant_role_after >= interval '1 day'),
+        CHECK (dormant_role_after >= interval '1 day' AND dormant_role_after <= interval '100 years'),
     CHECK (max_length >= min_length)
 );
 COMMENT ON TABLE secpolicy.policy IS

@@ -83,9 +83,9 @@ REVOKE ALL ON FUNCTION secpolicy.revoke_reset_tokens(bigint) FROM PUBLIC;
 -- Changing a password takes the current one and, for an account with a second
 -- factor, that factor too: a session that passed it (session_token) or a code
 -- (mfa_code, a TOTP or recovery code), so that a stolen password alone can
--- neither replace the password nor end the owner's sessions.  The new
--- password's rules are checked before the code is spent; a wrong code counts
--- as a failure.
+-- neither replace the password nor end the owner's sessions.  A new password
+-- refused by the rules or the history spends no code; a wrong code counts as
+-- a failure.
 CREATE FUNCTION secpolicy.change_password(username text, old_password text, new_password text,
                                           client_addr inet DEFAULT NULL,
                                           session_token text DEFAULT NULL,
@@ -146,7 +146,19 @@ BEGIN
                                              false, factor, 'change_password');
             RETURN ROW('reset_required', NULL)::secpolicy.password_result;
         END IF;
-        factor := secpolicy.check_second_factor(u.id, change_password.mfa_code);
+        -- a password refused (reused, say) gives the code back: the savepoint
+        -- undoes its spending
+        BEGIN
+            factor := secpolicy.check_second_factor(u.id, change_password.mfa_code);
+            IF factor IN ('totp', 'recovery_code') THEN
+                broken := secpolicy.try_set_password(u.id, change_password.new_password);
+                IF cardinality(broken) > 0 THEN
+                    RAISE EXCEPTION USING ERRCODE = 'P0004';
+                END IF;
+            END IF;
+        EXCEPTION WHEN assert_failure THEN
+            NULL;
+        END;
         IF factor IN ('invalid_code', 'replayed_code') THEN
             IF factor = 'replayed_code' THEN
                 PERFORM secpolicy.audit('totp_replay_rejected', u.id, u.username);
@@ -156,17 +168,20 @@ BEGIN
                        NULL)::secpolicy.password_result;
         END IF;
         PERFORM secpolicy.guess_end('u:' || u.id);
+        IF cardinality(broken) > 0 THEN
+            RETURN ROW('rejected', broken)::secpolicy.password_result;
+        END IF;
         IF factor = 'recovery_code' THEN
             PERFORM secpolicy.audit('recovery_code_used', u.id, u.username, NULL,
                                     jsonb_build_object('remaining',
                                         (SELECT count(*) FROM secpolicy.recovery_codes r
                                           WHERE r.user_id = u.id AND r.used_at IS NULL)));
         END IF;
-    END IF;
-
-    broken := secpolicy.try_set_password(u.id, change_password.new_password);
-    IF cardinality(broken) > 0 THEN
-        RETURN ROW('rejected', broken)::secpolicy.password_result;
+    ELSE
+        broken := secpolicy.try_set_password(u.id, change_password.new_password);
+        IF cardinality(broken) > 0 THEN
+            RETURN ROW('rejected', broken)::secpolicy.password_result;
+        END IF;
     END IF;
 
     -- other sessions end; the one the change was made from stays

@@ -27,14 +27,35 @@ DROP FUNCTION secpolicy.guess_begin(text, integer, integer, text);
 DROP FUNCTION secpolicy.change_password(text, text, text, inet, text);
 DROP FUNCTION secpolicy.code_failure(bigint, text, text, inet, text);
 
--- The session timeouts are bounded (a year), so that no session deadline
+-- The policy's intervals are bounded (session timeouts a year, password age,
+-- warning and retention a hundred years), so that no date computed from them
 -- overflows the timestamp range (session_touch raised 22008 for every session
--- once session_max_lifetime was huge).  Longer settings are cut to the bound
--- first (an audited policy change).
+-- once session_max_lifetime was huge; login, maintain() likewise with a huge
+-- max_password_age).  Longer settings are cut to the bound first (an audited
+-- policy change).
 UPDATE secpolicy.policy
    SET session_idle_timeout = least(session_idle_timeout, interval '366 days'),
-       session_max_lifetime = least(session_max_lifetime, interval '366 days')
- WHERE session_idle_timeout > interval '366 days' OR session_max_lifetime > interval '366 days';
+       session_max_lifetime = least(session_max_lifetime, interval '366 days'),
+       max_password_age = least(max_password_age, interval '100 years'),
+       password_expiry_warning = least(password_expiry_warning, interval '100 years'),
+       attempt_retention = least(attempt_retention, interval '100 years'),
+       pseudonymise_after = least(pseudonymise_after, interval '100 years')
+ WHERE session_idle_timeout > interval '366 days' OR session_max_lifetime > interval '366 days'
+    OR max_password_age > interval '100 years' OR password_expiry_warning > interval '100 years'
+    OR attempt_retention > interval '100 years' OR pseudonymise_after > interval '100 years';
+ALTER TABLE secpolicy.policy
+    DROP CONSTRAINT policy_max_password_age_check,
+    ADD CONSTRAINT policy_max_password_age_check
+        CHECK (max_password_age > interval '0' AND max_password_age <= interval '100 years'),
+    DROP CONSTRAINT policy_password_expiry_warning_check,
+    ADD CONSTRAINT policy_password_expiry_warning_check
+        CHECK (password_expiry_warning >= interval '0' AND password_expiry_warning <= interval '100 years'),
+    DROP CONSTRAINT policy_attempt_retention_check,
+    ADD CONSTRAINT policy_attempt_retention_check
+        CHECK (attempt_retention >= interval '1 day' AND attempt_retention <= interval '100 years'),
+    DROP CONSTRAINT policy_pseudonymise_after_check,
+    ADD CONSTRAINT policy_pseudonymise_after_check
+        CHECK (pseudonymise_after >= interval '1 day' AND pseudonymise_after <= interval '100 years');
 ALTER TABLE secpolicy.policy
     DROP CONSTRAINT policy_session_idle_timeout_check,
     ADD CONSTRAINT policy_session_idle_timeout_check
@@ -60,4 +81,4 @@ ALTER TABLE secpolicy.policy
     ADD COLUMN max_database_access interval NOT NULL DEFAULT '12 hours'
         CHECK (max_database_access > interval '0' AND max_database_access <= interval '7 days'),
     ADD COLUMN dormant_role_after interval DEFAULT '90 days'
-        CHECK (dormant_role_after >= interval '1 day');
+        CHECK (dormant_role_after >= interval '1 day' AND dormant_role_after <= interval '100 years');

@@ -48,14 +48,6 @@ RUN=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 LOG_SETTINGS=(log_statement log_min_duration_statement log_min_error_statement
               log_parameter_max_length log_parameter_max_length_on_error)
 
-# ALTER SYSTEM (one statement per -c: it cannot run in a transaction block), then reload.
-alter_system() {
-    local args=() s
-    for s in "$@"; do args+=(-c "ALTER SYSTEM $s"); done
-    psql -X -q -d postgres "${args[@]}" -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.3
-}
-
 # Run on exit, before the database is dropped: the server as scripts/test started it.
 cleanup() {
     local s resets=()
@@ -65,19 +57,9 @@ cleanup() {
     wait 2>/dev/null
 }
 
-# A distinctive password (policy-compliant) and the part of it we grep for.
-sec() { printf 'Zq%s%sVx!7' "$1" "$RUN"; }
-needle() { printf 'Zq%s%sVx' "$1" "$RUN"; }
 # A distinctive base32 TOTP secret.
 b32() { head -c 20 /dev/urandom | base32 | tr -d '=\n'; }
 
-# Which of the given strings occur in the log since offset $1 (space-separated).
-found_in_log() {
-    local off=$1 s hits=(); shift
-    log_since "$off" >"$work/region"
-    for s in "$@"; do grep -qF -- "$s" "$work/region" && hits+=("$s"); done
-    echo "${hits[*]:-}"
-}
 marks_since() { log_since "$1" | grep -cF -- "$MARK"; }
 # Login attempts recorded with user agent $1 (proves the statements ran).
 attempts() { q "SELECT count(*) FROM secpolicy.login_attempts WHERE user_agent = '$1'"; }
