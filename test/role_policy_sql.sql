@@ -24,7 +24,7 @@
 --   does not.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(61);
+SELECT plan(63);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, require_mfa = false, history_depth = 3;
 
 CREATE ROLE regress_rp_admin IN ROLE secpolicy_admin;
@@ -148,6 +148,11 @@ SELECT is((SELECT string_agg(ROW(user_id = :owner, client_addr, success, outcome
           '(t,10.9.8.7,f,invalid_password,"postgresql database=appdb method=scram-sha-256 ssl=on application=psql");'
           '(t,10.9.8.6,t,ok,"postgresql database=appdb method=scram-sha-256 ssl=off application=app")',
           'database attempts: stage database, the linked account''s id, address, outcome, database, method and SSL');
+SELECT is(secpolicy.record_database_attempts(ARRAY[now()], ARRAY['regress_rp_other'], ARRAY['appdb'], ARRAY['10.9.8.5'],
+                                             ARRAY['md5'], ARRAY[false], ARRAY[false], ARRAY['invalid_password'], ARRAY['psql']),
+          1, 'a second call in the same transaction writes its own attempts only');
+SELECT is((SELECT count(*) FROM secpolicy.login_attempts WHERE stage = 'database'), 4::bigint,
+          'no attempt of the first call is written twice');
 SELECT is((SELECT ROW(user_id, client_addr, outcome)::text FROM secpolicy.login_attempts WHERE stage = 'database' AND username = 'regress_rp_ghost'),
           '(,,unknown_role)', 'an unknown role over a socket: no account, no address');
 SELECT is((SELECT host(last_login_addr) || '/' || (last_login_at > now() - interval '2 seconds')::text

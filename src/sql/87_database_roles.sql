@@ -257,6 +257,8 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS pg_temp.secpolicy_database_attempts
         (at timestamptz, role text, db text, addr inet, method text, ssl boolean, success boolean,
          outcome text, app text) ON COMMIT DELETE ROWS;
+    -- the worker may call this more than once in a transaction
+    DELETE FROM pg_temp.secpolicy_database_attempts;
     INSERT INTO pg_temp.secpolicy_database_attempts
     SELECT a.at, left(a.role, 256), a.db, nullif(a.addr, '')::inet, a.method, a.ssl, a.success, a.outcome,
            regexp_replace(a.app, '[[:cntrl:]]', '', 'g')
