@@ -85,6 +85,27 @@ typedef enum SpColumn
 	SPC_POLICY_HISTORY_DEPTH,
 	SPC_POLICY_HASH_OPSLIMIT,
 	SPC_POLICY_HASH_MEMLIMIT,
+	/* the role policy (roles_password.c, roles_worker.c) */
+	SPC_POLICY_MAX_FAILED_ATTEMPTS,
+	SPC_ROLE_HISTORY_ROLE_NAME,
+	SPC_ROLE_HISTORY_ID,
+	SPC_ROLE_HISTORY_PASSWORD_HASH,
+	SPC_ROLE_STATE_ROLE_NAME,
+	SPC_ROLE_STATE_FAILED_ATTEMPTS,
+	SPC_ROLE_STATE_LOCKED_AT,
+	SPC_ROLE_STATE_CLEARED_AT,
+	SPC_ROLE_STATE_LAST_FAILED_AT,
+	SPC_ROLE_LINKS_ROLE_NAME,
+	SPC_ROLE_LINKS_USER_ID,
+	SPC_ROLE_LINKS_MFA_REQUIRED,
+	SPC_ACCESS_ID,
+	SPC_ACCESS_USER_ID,
+	SPC_ACCESS_ROLE_NAME,
+	SPC_ACCESS_OPENED_AT,
+	SPC_ACCESS_EXPIRES_AT,
+	SPC_ACCESS_CLIENT_ADDR,
+	SPC_ACCESS_CLOSED_AT,
+	SPC_ACCESS_CLOSE_REASON,
 	SPC_COUNT
 } SpColumn;
 
@@ -163,6 +184,9 @@ extern void sp_session_init(void);
 
 /* ledger.c */
 extern void sp_ledger_init(void);
+
+/* roles.c (and roles_*.c): database roles under the policy */
+extern void sp_roles_init(void);
 
 /* logfilter.c */
 extern void sp_logfilter_init(void);

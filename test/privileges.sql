@@ -174,7 +174,7 @@ SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
               AND (has_table_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
                    OR has_any_column_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))),
           ARRAY['access_review', 'account_status', 'compliance', 'credentials_due_rotation', 'disclosures', 'failed_logins_by_source',
-                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due', 'protection_status', 'rollup_status'],
+                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due', 'protection_status', 'role_status', 'rollup_status'],
           'analyst: SELECT on the report views only');
 
 -- the admin role

@@ -94,3 +94,11 @@ SELECT secpolicy.refresh_rollups();
 -- setting of the policy row, which 1.0 has (replay cannot add a column).
 ALTER TABLE secpolicy.policy ADD COLUMN disclosure_retention interval DEFAULT '400 days'
     CHECK (disclosure_retention >= interval '1 day' AND disclosure_retention <= interval '100 years');
+
+-- Database roles under the policy: two settings at the end of the policy row
+-- (the longest access window, and when a login role counts as dormant).
+ALTER TABLE secpolicy.policy
+    ADD COLUMN max_database_access interval NOT NULL DEFAULT '12 hours'
+        CHECK (max_database_access > interval '0' AND max_database_access <= interval '7 days'),
+    ADD COLUMN dormant_role_after interval DEFAULT '90 days'
+        CHECK (dormant_role_after >= interval '1 day' AND dormant_role_after <= interval '100 years');

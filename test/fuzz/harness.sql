@@ -891,6 +891,17 @@ BEGIN
                                fuzz.lit(fuzz.pick(ARRAY['A', '_', '-', '='])), 6 + fuzz.n(80), 1 + fuzz.n(8))
             WHEN 2 THEN '''$sp2$''' || ' || ' || fuzz.lit(fuzz.rand_text(100))
             ELSE fuzz.gen('free') END;
+    WHEN 'role_oid' THEN
+        -- the fuzz victims, no role, a group role, out-of-range-ish OIDs (never
+        -- a role a connection of the harness runs as)
+        RETURN fuzz.pick(ARRAY['(SELECT oid FROM pg_roles WHERE rolname = ''fuzz_victim1'')',
+                               '(SELECT oid FROM pg_roles WHERE rolname = ''fuzz_victim2'')',
+                               '(SELECT oid FROM pg_roles WHERE rolname = ''fuzz_victim3'')',
+                               '''secpolicy_analyst''::regrole::oid', '0', '4294967295', '123456789', 'NULL']);
+    WHEN 'role_name' THEN
+        RETURN CASE WHEN fuzz.n(4) = 0 THEN fuzz.gen('free')
+                    ELSE fuzz.lit(fuzz.pick(ARRAY['fuzz_victim1', 'fuzz_victim2', 'fuzz_victim3', 'FUZZ_VICTIM1',
+                                                  'no_such_role', '', 'secpolicy_analyst', 'postgres', NULL])) END;
     WHEN 'hash_work' THEN RETURN fuzz.lit(fuzz.pick(ARRAY['1', '2', '64', '512', '16384', '0', '16385', '-1', 'x', '']));
     WHEN 'name_list' THEN
         -- values of secpolicy.redact_functions / redact_tables (identifier lists)

@@ -222,6 +222,36 @@ INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, p
 ('start_protection_worker', 'c', 'start_protection_worker(oid)', 'SELECT secpolicy.start_protection_worker(%1$s)',
  '{bigint:oid}', 'owner', '{}', '{22003}', false, 1, 'internal; an OID out of range is PostgreSQL''s 22003');
 
+-- ------------------------------------------------------- database roles --
+-- scripts/fuzz makes fuzz_utf8 the policy database (secpolicy.database), so
+-- the role policy is active there and 55000 elsewhere; it creates the login
+-- roles fuzz_victim1..3 that these targets lock, link, hold and set passwords
+-- of (never the roles the harness itself runs as).
+INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, proposed, undo, weight, documented) VALUES
+('role_policy_status', 'c', 'role_policy_status()', 'SELECT secpolicy.role_policy_status()', '{}', 'admin',
+ '{}', '{}', false, 1, 'Database roles: whether the role policy is enforced'),
+('require_role_policy', 'c', 'require_role_policy()', 'SELECT secpolicy.require_role_policy()', '{}', 'owner',
+ '{55000}', '{}', false, 1, 'internal; 55000 outside the policy database'),
+('role_state_live', 'c', 'role_state_live()', 'SELECT count(*) FROM secpolicy.role_state_live()', '{}', 'owner',
+ '{}', '{}', false, 1, 'internal'),
+('role_unlock_at_commit', 'c', 'role_unlock_at_commit(oid)', 'SELECT secpolicy.role_unlock_at_commit(%1$s)',
+ '{role_oid:oid}', 'owner', '{}', '{}', false, 2, 'internal'),
+('role_link_at_commit', 'c', 'role_link_at_commit(oid, bigint, boolean)',
+ 'SELECT secpolicy.role_link_at_commit(%1$s, %2$s, %3$s)', '{role_oid:oid,uid:bigint,bool:boolean}', 'owner',
+ '{}', '{}', true, 2, 'internal'),
+('role_window_at_commit', 'c', 'role_window_at_commit(oid, bigint, bigint, timestamp with time zone, inet)',
+ 'SELECT secpolicy.role_window_at_commit(%1$s, %2$s, %3$s, %4$s, %5$s)',
+ '{role_oid:oid,uid:bigint,bigint:bigint,time:timestamptz,inet:inet}', 'owner', '{}', '{}', true, 3, 'internal'),
+('role_hold', 'c', 'role_hold(oid)', 'SELECT secpolicy.role_hold(%1$s)', '{role_oid:oid}', 'owner',
+ '{}', '{}', false, 2, 'internal; the number of connections of the role it terminated'),
+('role_may_connect', 'c', 'role_may_connect(oid, inet, text)',
+ 'SELECT secpolicy.role_may_connect(%1$s, %2$s, %3$s) = ANY (ARRAY[''ok'', ''disabled'', ''no_access_window'', ''locked'', ''unavailable''])',
+ '{role_oid:oid,inet:inet,free:text}', 'owner', '{}', '{}', false, 3,
+ 'internal; its comment: ok, disabled, no_access_window, locked or unavailable'),
+('set_role_password', 'c', 'set_role_password(text, text)', 'SELECT secpolicy.set_role_password(%1$s, %2$s)',
+ '{role_name:text,password:text}', 'admin', '{22023,22004,42704,42501,55000}', '{}', true, 6,
+ 'Database roles / Errors: 22023 the rules (rule codes), 22004 NULL, 42704 unknown role, 42501 privileges, 55000 outside the policy database');
+
 -- ------------------------------------------------------ server settings --
 INSERT INTO fuzz.targets (name, kind, covers, template, args, role, sqlstates, proposed, undo, weight, documented) VALUES
 ('settings: max_hash_work and password_match', 'c', 'password_match(text, text)',

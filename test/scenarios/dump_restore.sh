@@ -40,10 +40,11 @@ qd() { q "$1" "$dst"; }
 fingerprint() { echo "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM ($1) t"; }
 TABLES=(policy password_blocklist users password_history unknown_user_failures audit_log login_attempts
         sessions totp_credentials recovery_codes mfa_challenges password_resets user_access
-        shared_credentials shared_credential_holders incidents protected_columns reveal_grants disclosure_log)
+        shared_credentials shared_credential_holders incidents protected_columns reveal_grants disclosure_log
+        role_state role_password_history role_links database_access)
 SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_seq sessions_id_seq
       recovery_codes_id_seq mfa_challenges_id_seq password_resets_id_seq shared_credentials_id_seq
-      incidents_id_seq protected_columns_id_seq disclosure_log_id_seq)
+      incidents_id_seq protected_columns_id_seq disclosure_log_id_seq role_password_history_id_seq database_access_id_seq)
 # not dumped: the dummy hash (made anew by CREATE EXTENSION), the audit chain's
 # lock row, maintain()'s progress (recomputed), the decoy rows of reset requests
 # for unknown accounts (nothing reads them), and the report rollups: their
@@ -58,7 +59,7 @@ REPORTS="SELECT md5(concat_ws('|', (SELECT string_agg(d::text, ',' ORDER BY d.da
                   (SELECT string_agg(u::text, ',' ORDER BY u::text) FROM secpolicy.failed_logins_by_user u),
                   (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.failed_logins_by_source s)))"
 
-plan 45
+plan 49
 
 setup_db "$src"
 
@@ -102,6 +103,17 @@ setup+=,$(qs "CREATE TABLE public.contacts (id integer PRIMARY KEY, email text);
               SELECT secpolicy.protect_batch('public.contacts', 'email') + secpolicy.protect_batch('public.contacts', 'email');
               SELECT secpolicy.grant_reveal('postgres', 'contacts.read');
               SELECT secpolicy.reveal('public.contacts', 'email', email) FROM public.contacts;" | paste -sd,)
+# the state of a database role as the role policy keeps it (written directly:
+# this cluster does not preload the library): counters and lock, password
+# history, a link to alice and an access window of her live session
+qs "INSERT INTO secpolicy.role_state (role_name, failed_attempts, locked_at, last_login_addr)
+    VALUES ('scen_dump_role', 5, now(), '10.0.3.1');
+    INSERT INTO secpolicy.role_password_history (role_name, password_hash)
+    VALUES ('scen_dump_role', secpolicy.hash_password('Role-History!1x'));
+    INSERT INTO secpolicy.role_links (user_id, role_name) SELECT id, 'scen_dump_role' FROM secpolicy.users WHERE username = 'alice';
+    INSERT INTO secpolicy.database_access (user_id, session_id, role_name, expires_at, client_addr)
+    SELECT s.user_id, s.id, 'scen_dump_role', now() + interval '1 hour', '10.0.3.0/24' FROM secpolicy.sessions s
+     WHERE s.token_digest = secpolicy.token_digest('$tok_alice')" >/dev/null
 qs "INSERT INTO secpolicy.login_attempts (attempted_at, username, client_addr, success, outcome)
     VALUES (now() - interval '40 days', 'old-row', '10.9.9.9', false, 'invalid_password'),
            (now() + interval '1 day', 'future-row', '10.9.9.8', false, 'invalid_password')" >/dev/null
