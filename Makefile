@@ -22,7 +22,15 @@ OBJS = \
 	src/audit.o \
 	src/catalog.o \
 	src/ledger.o \
-	src/logfilter.o
+	src/logfilter.o \
+	src/columns.o \
+	src/disclosures.o \
+	src/protect_worker.o \
+	src/roles.o \
+	src/roles_auth.o \
+	src/roles_password.o \
+	src/roles_sql.o \
+	src/roles_worker.o
 
 # The install script of the current version is assembled from one part per
 # concern (src/sql/NN_*.sql).  Released versions are frozen in versions/
@@ -69,6 +77,8 @@ src/blocklist_words.c: data/common-passwords.txt scripts/gen-blocklist.sh
 	sh scripts/gen-blocklist.sh $< > $@
 
 $(OBJS): src/secpolicy.h
+src/columns.o src/disclosures.o src/protect_worker.o: src/columns.h
+$(filter src/roles%,$(OBJS)): src/roles.h
 
 # The release tarball, from what git holds at HEAD, with META.json (PGXN)
 # made from META.json.in and the version; DISTDIR says where to write it.

@@ -24,7 +24,7 @@ sp_root() {
 sp_install_packages() {
     local pkgs=(build-essential pkg-config ca-certificates procps
                 "postgresql-$PGVERSION" "postgresql-server-dev-$PGVERSION" "postgresql-contrib"
-                libsodium-dev liboath-dev oathtool argon2
+                libsodium-dev liboath-dev oathtool argon2 libkrb5-dev
                 "postgresql-$PGVERSION-pgtap" libtap-parser-sourcehandler-pgtap-perl perl
                 "postgresql-$PGVERSION-cron")
     local missing=() p
@@ -69,7 +69,8 @@ sp_port_free() {
 # Start a throwaway cluster in a fresh temporary directory that its owner
 # owns, on a free port; export PGHOST/PGPORT/PGUSER for clients; stop it and
 # remove the directory on exit, whatever the exit status.  Extra server
-# settings can be passed as arguments (-c name=value ...).
+# settings can be passed as arguments (-c name=value ...); SP_SERVER_ENV holds
+# NAME=VALUE words for the server's environment (scripts/fuzz --asan).
 sp_cluster_start() {
     SP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/secpolicy.XXXXXX")
     chmod 755 "$SP_TMP"
@@ -87,7 +88,8 @@ sp_cluster_start() {
     SP_KEY_FILE=$(sp_make_key)
     echo "secpolicy.key_file = '$SP_KEY_FILE'" >>"$SP_TMP/data/postgresql.conf"
     SP_SERVER_OPTS="-p $port -k $SP_TMP -c listen_addresses=127.0.0.1 -c fsync=off"
-    sp_as_owner "$PGBIN/pg_ctl" -D "$SP_TMP/data" -l "$SP_TMP/server.log" -w -t 60 \
+    # shellcheck disable=SC2086  # SP_SERVER_ENV is a list of words
+    sp_as_owner env ${SP_SERVER_ENV:-} "$PGBIN/pg_ctl" -D "$SP_TMP/data" -l "$SP_TMP/server.log" -w -t 60 \
         -o "$SP_SERVER_OPTS $*" start >/dev/null \
         || { cat "$SP_TMP/server.log"; return 1; }
     export PGHOST=$SP_TMP PGPORT=$port PGUSER=postgres PGDATABASE=postgres
@@ -96,7 +98,8 @@ sp_cluster_start() {
 
 # Restart the cluster with extra settings (used by crash and preload tests).
 sp_cluster_restart() {
-    sp_as_owner "$PGBIN/pg_ctl" -D "$SP_TMP/data" -l "$SP_TMP/server.log" -w -t 60 \
+    # shellcheck disable=SC2086
+    sp_as_owner env ${SP_SERVER_ENV:-} "$PGBIN/pg_ctl" -D "$SP_TMP/data" -l "$SP_TMP/server.log" -w -t 60 \
         -o "$SP_SERVER_OPTS $*" restart >/dev/null
 }
 

@@ -53,6 +53,27 @@ const SpColumnRef sp_columns[SPC_COUNT] = {
 	[SPC_POLICY_HISTORY_DEPTH] = {"policy", "history_depth", "integer"},
 	[SPC_POLICY_HASH_OPSLIMIT] = {"policy", "hash_opslimit", "integer"},
 	[SPC_POLICY_HASH_MEMLIMIT] = {"policy", "hash_memlimit", "bigint"},
+	/* the role policy reads these through SQL text (roles_password.c, roles_worker.c) */
+	[SPC_POLICY_MAX_FAILED_ATTEMPTS] = {"policy", "max_failed_attempts", "integer"},
+	[SPC_ROLE_HISTORY_ROLE_NAME] = {"role_password_history", "role_name", "text"},
+	[SPC_ROLE_HISTORY_ID] = {"role_password_history", "id", "bigint"},
+	[SPC_ROLE_HISTORY_PASSWORD_HASH] = {"role_password_history", "password_hash", "text"},
+	[SPC_ROLE_STATE_ROLE_NAME] = {"role_state", "role_name", "text"},
+	[SPC_ROLE_STATE_FAILED_ATTEMPTS] = {"role_state", "failed_attempts", "integer"},
+	[SPC_ROLE_STATE_LOCKED_AT] = {"role_state", "locked_at", "timestamp with time zone"},
+	[SPC_ROLE_STATE_CLEARED_AT] = {"role_state", "cleared_at", "timestamp with time zone"},
+	[SPC_ROLE_STATE_LAST_FAILED_AT] = {"role_state", "last_failed_at", "timestamp with time zone"},
+	[SPC_ROLE_LINKS_ROLE_NAME] = {"role_links", "role_name", "text"},
+	[SPC_ROLE_LINKS_USER_ID] = {"role_links", "user_id", "bigint"},
+	[SPC_ROLE_LINKS_MFA_REQUIRED] = {"role_links", "mfa_required", "boolean"},
+	[SPC_ACCESS_ID] = {"database_access", "id", "bigint"},
+	[SPC_ACCESS_USER_ID] = {"database_access", "user_id", "bigint"},
+	[SPC_ACCESS_ROLE_NAME] = {"database_access", "role_name", "text"},
+	[SPC_ACCESS_OPENED_AT] = {"database_access", "opened_at", "timestamp with time zone"},
+	[SPC_ACCESS_EXPIRES_AT] = {"database_access", "expires_at", "timestamp with time zone"},
+	[SPC_ACCESS_CLIENT_ADDR] = {"database_access", "client_addr", "inet"},
+	[SPC_ACCESS_CLOSED_AT] = {"database_access", "closed_at", "timestamp with time zone"},
+	[SPC_ACCESS_CLOSE_REASON] = {"database_access", "close_reason", "text"},
 };
 
 /*

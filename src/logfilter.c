@@ -8,8 +8,11 @@
  * (the extension's, listed below; an application function whose body calls
  * one, found by reading the bodies of the functions a statement calls; or a
  * function named in secpolicy.redact_functions), gives a role or a user
- * mapping a PASSWORD, names a table of secpolicy.redact_tables, EXECUTEs a
- * prepared statement that carries one, or is a DO block whose body does.
+ * mapping a PASSWORD, names a table guarded by one of the extension's
+ * triggers that see values in clear (protect_trigger: personal data;
+ * password_policy_trigger: passwords) or a table of secpolicy.redact_tables,
+ * EXECUTEs a prepared statement that carries one, or is a DO block whose body
+ * does.
  * Statements are read with a small SQL tokenizer of our own (comments,
  * quoted identifiers, string and dollar quotes), never by matching raw text,
  * and never raising: it also reads statements that failed to parse.  C code
@@ -44,10 +47,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/prepare.h"
 #include "executor/executor.h"
@@ -63,6 +69,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/syscache.h"
@@ -160,6 +167,19 @@ typedef struct NameEntry
 } NameEntry;
 
 static HTAB *names = NULL;
+
+/*
+ * The names of the tables guarded by the extension's triggers that see
+ * plaintext (any schema; a statement may leave the schema out), read from
+ * pg_trigger at a safe point.  Any relcache invalidation (CREATE TRIGGER
+ * sends one for its table) makes the list stale: it is read again at the next
+ * safe point, and until then a statement that writes (INSERT, UPDATE, COPY,
+ * MERGE) is undecided, so that its log_statement line waits for the list.
+ */
+static const char *const guard_functions[] = {"protect_trigger", "password_policy_trigger", NULL};
+static char **guarded = NULL;
+static int	n_guarded = 0;
+static bool guarded_fresh = false;
 
 /* A log_statement line held back until its statement is classified. */
 static char *held_line = NULL;
@@ -515,6 +535,107 @@ function_verdict(const char *name, int depth, bool catalog)
 	return v;
 }
 
+/* Any relation changed (a trigger may have been created or dropped): the list is stale. */
+static void
+guarded_invalidate(Datum arg, Oid relid)
+{
+	guarded_fresh = false;
+}
+
+static int
+compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Read the names of the tables guarded by the extension's triggers (catalog
+ * access: safe points only).  When the list changes, every verdict is stale.
+ */
+static void
+guarded_load(void)
+{
+	Oid			fns[16];
+	int			nfns = 0;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	  **list = NULL;
+	int			n = 0;
+	int			max = 0;
+	bool		changed;
+
+	/* an invalidation arriving while this reads makes it read again next time */
+	guarded_fresh = true;
+	for (int i = 0; guard_functions[i] != NULL; i++)
+	{
+		CatCList   *procs = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(guard_functions[i]));
+
+		for (int j = 0; j < procs->n_members && nfns < (int) lengthof(fns); j++)
+		{
+			Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(&procs->members[j]->tuple);
+
+			if (proc->prolang == ClanguageId && proc->prorettype == TRIGGEROID)
+				fns[nfns++] = proc->oid;
+		}
+		ReleaseSysCacheList(procs);
+	}
+	if (nfns > 0)
+	{
+		rel = table_open(TriggerRelationId, AccessShareLock);
+		scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+			char	   *name;
+
+			for (int i = 0; i < nfns; i++)
+			{
+				if (tg->tgfoid != fns[i])
+					continue;
+				name = get_rel_name(tg->tgrelid);
+				if (name == NULL)
+					break;
+				if (n == max)
+				{
+					max = max == 0 ? 16 : max * 2;
+					list = list == NULL ? MemoryContextAlloc(TopMemoryContext, max * sizeof(char *))
+						: repalloc(list, max * sizeof(char *));
+				}
+				list[n++] = MemoryContextStrdup(TopMemoryContext, name);
+				pfree(name);
+				break;
+			}
+		}
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+	if (n > 1)
+		qsort(list, n, sizeof(char *), compare_names);
+	changed = n != n_guarded;
+	for (int i = 0; !changed && i < n; i++)
+		changed = strcmp(list[i], guarded[i]) != 0;
+	for (int i = 0; i < n_guarded; i++)
+		pfree(guarded[i]);
+	if (guarded != NULL)
+		pfree(guarded);
+	guarded = list;
+	n_guarded = n;
+	/* verdicts on statements and on function bodies may name these tables */
+	if (changed)
+		names_invalidate((Datum) 0, 0, 0);
+}
+
+/* Is `name` the name of a table the extension's triggers guard? */
+static bool
+guarded_table(const char *name)
+{
+	for (int i = 0; i < n_guarded; i++)
+		if (pg_strcasecmp(guarded[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* Combine two verdicts: secret wins, then undecided. */
 static inline Verdict
 worse(Verdict a, Verdict b)
@@ -536,14 +657,21 @@ scan_text(const char *text, size_t len, int depth, bool catalog)
 	Verdict		v = V_CLEAN;
 	bool		in_do = false;
 	bool		stmt_start = true;
+	bool		writes = false;
 	char		name[NAMEDATALEN];
 	char		prev_name[NAMEDATALEN] = "";
 
 	if (depth > MAX_DEPTH)
 		return V_CLEAN;
+	if (catalog && !guarded_fresh)
+		guarded_load();
 	for (lex_next(&lx, &t); t.kind != TK_END && v != V_SECRET; lex_next(&lx, &t))
 	{
 		bool		is_name = token_name(&t, name);
+
+		if (is_name && !writes)
+			writes = strcmp(name, "insert") == 0 || strcmp(name, "update") == 0 ||
+				strcmp(name, "copy") == 0 || strcmp(name, "merge") == 0;
 
 		if (is_name && stmt_start)
 			in_do = strcmp(name, "do") == 0;
@@ -564,7 +692,7 @@ scan_text(const char *text, size_t len, int depth, bool catalog)
 				v = worse(v, scan_text(ps->plansource->query_string,
 									   strlen(ps->plansource->query_string), depth + 1, catalog));
 		}
-		if (is_name && in_list_setting(redact_tables, name))
+		if (is_name && (in_list_setting(redact_tables, name) || guarded_table(name)))
 			v = V_SECRET;
 
 		if (is_name)
@@ -572,6 +700,9 @@ scan_text(const char *text, size_t len, int depth, bool catalog)
 		else
 			prev_name[0] = '\0';
 	}
+	/* a write to a table not known yet to be unguarded: wait for the list */
+	if (v == V_CLEAN && writes && !guarded_fresh)
+		v = V_UNDECIDED;
 	return v;
 }
 
@@ -924,6 +1055,7 @@ sp_logfilter_init(void)
 							   NULL, settings_changed, NULL);
 
 	CacheRegisterSyscacheCallback(PROCOID, names_invalidate, (Datum) 0);
+	CacheRegisterRelcacheCallback(guarded_invalidate, (Datum) 0);
 	RegisterXactCallback(logfilter_xact_callback, NULL);
 
 	prev_emit_log_hook = emit_log_hook;

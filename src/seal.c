@@ -31,12 +31,14 @@
 
 #include "secpolicy.h"
 
+StaticAssertDecl(SP_KEY_BYTES == crypto_secretbox_KEYBYTES, "the sealing key is a secretbox key");
+
 PG_FUNCTION_INFO_V1(secpolicy_reseal);
 PG_FUNCTION_INFO_V1(secpolicy_key_status);
 PG_FUNCTION_INFO_V1(secpolicy_sealed_key_id);
 
 #define SEAL_VERSION	1
-#define KEY_ID_BYTES	8
+#define KEY_ID_BYTES	SP_KEY_ID_BYTES
 #define SEAL_OVERHEAD	(1 + KEY_ID_BYTES + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
 /* A value sealed by version 1.0: no version byte, a 20-byte TOTP secret. */
 #define LEGACY_SEALED_BYTES (SEAL_OVERHEAD - 1 + 20)
@@ -269,6 +271,30 @@ sp_unseal(bytea *sealed, size_t *len)
 	}
 	sodium_memzero(key, sizeof(key));
 	return plain;
+}
+
+/*
+ * The current key and its identifier, for column encryption (columns.c);
+ * raises the "no key configured" error.  The caller wipes the key.
+ */
+void
+sp_seal_current_key(unsigned char key[SP_KEY_BYTES], unsigned char id[SP_KEY_ID_BYTES])
+{
+	current_key(key);
+	key_id(key, id);
+}
+
+/*
+ * The previous key (secpolicy.previous_key_file) and its identifier; false
+ * when none is configured.  The caller wipes the key.
+ */
+bool
+sp_seal_previous_key(unsigned char key[SP_KEY_BYTES], unsigned char id[SP_KEY_ID_BYTES])
+{
+	if (!load_key("secpolicy.previous_key_file", previous_key_file, key))
+		return false;
+	key_id(key, id);
+	return true;
 }
 
 /* Hex text of a key identifier. */

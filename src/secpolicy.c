@@ -34,6 +34,8 @@ _PG_init(void)
 	sp_audit_init();
 	sp_ledger_init();
 	sp_logfilter_init();
+	sp_columns_init();
+	sp_roles_init();
 #if PG_VERSION_NUM >= 150000
 	/* every secpolicy.* setting is defined above: a misspelt one is an error */
 	MarkGUCPrefixReserved("secpolicy");

@@ -6,8 +6,9 @@
  * argon2id hashes, complexity.c and blocklist.c the password rules, token.c
  * random tokens and digests, normalize.c the Unicode form of passwords,
  * trigger.c the hash-on-write triggers, totp.c one-time passwords, seal.c
- * encryption at rest, and logfilter.c the redaction of statements that
- * carry secrets.
+ * encryption at rest, columns.c the encrypted columns of application tables
+ * and the record of their disclosures, and logfilter.c the redaction of
+ * statements that carry secrets.
  */
 #ifndef SECPOLICY_H
 #define SECPOLICY_H
@@ -85,6 +86,27 @@ typedef enum SpColumn
 	SPC_POLICY_HISTORY_DEPTH,
 	SPC_POLICY_HASH_OPSLIMIT,
 	SPC_POLICY_HASH_MEMLIMIT,
+	/* the role policy (roles_password.c, roles_worker.c) */
+	SPC_POLICY_MAX_FAILED_ATTEMPTS,
+	SPC_ROLE_HISTORY_ROLE_NAME,
+	SPC_ROLE_HISTORY_ID,
+	SPC_ROLE_HISTORY_PASSWORD_HASH,
+	SPC_ROLE_STATE_ROLE_NAME,
+	SPC_ROLE_STATE_FAILED_ATTEMPTS,
+	SPC_ROLE_STATE_LOCKED_AT,
+	SPC_ROLE_STATE_CLEARED_AT,
+	SPC_ROLE_STATE_LAST_FAILED_AT,
+	SPC_ROLE_LINKS_ROLE_NAME,
+	SPC_ROLE_LINKS_USER_ID,
+	SPC_ROLE_LINKS_MFA_REQUIRED,
+	SPC_ACCESS_ID,
+	SPC_ACCESS_USER_ID,
+	SPC_ACCESS_ROLE_NAME,
+	SPC_ACCESS_OPENED_AT,
+	SPC_ACCESS_EXPIRES_AT,
+	SPC_ACCESS_CLIENT_ADDR,
+	SPC_ACCESS_CLOSED_AT,
+	SPC_ACCESS_CLOSE_REASON,
 	SPC_COUNT
 } SpColumn;
 
@@ -144,9 +166,16 @@ extern void sp_trigger_init(void);
 extern void sp_totp_init(void);
 
 /* seal.c */
+#define SP_KEY_BYTES		32	/* the sealing key */
+#define SP_KEY_ID_BYTES		8	/* its identifier: the first bytes of its BLAKE2b hash */
 extern void sp_seal_init(void);
 extern bytea *sp_seal(const unsigned char *plain, size_t len);
 extern unsigned char *sp_unseal(bytea *sealed, size_t *len);
+extern void sp_seal_current_key(unsigned char key[SP_KEY_BYTES], unsigned char id[SP_KEY_ID_BYTES]);
+extern bool sp_seal_previous_key(unsigned char key[SP_KEY_BYTES], unsigned char id[SP_KEY_ID_BYTES]);
+
+/* columns.c */
+extern void sp_columns_init(void);
 
 /* audit.c */
 extern void sp_audit_init(void);
@@ -171,6 +200,9 @@ extern void sp_citus_session_touch(text *token, SpTouchAnswer *answer);
 
 /* ledger.c */
 extern void sp_ledger_init(void);
+
+/* roles.c (and roles_*.c): database roles under the policy */
+extern void sp_roles_init(void);
 
 /* logfilter.c */
 extern void sp_logfilter_init(void);

@@ -6,12 +6,13 @@
 -- one over the failure limit without a reset, disabled accounts with and
 -- without a live session or reset token, a dormant account with access, a
 -- stale session; incidents reported in time, late, pending and overdue;
--- grants to PUBLIC and of a hash column (least privilege); and an audit
--- chain tampered with inside the transaction.  Each row's in_scope
+-- grants to PUBLIC and of a hash column (least privilege); protected
+-- columns before and after their first pass and with their trigger
+-- disabled; and an audit chain tampered with inside the transaction.  Each row's in_scope
 -- and compliant numbers are checked against numbers worked out by hand and
 -- against counts computed from the tables with independent queries.
 BEGIN;
-SELECT plan(40);
+SELECT plan(43);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -23,6 +24,9 @@ CREATE FUNCTION pg_temp.uid(username text) RETURNS bigint
 CREATE FUNCTION pg_temp.row_of(prefix text) RETURNS TABLE (in_scope bigint, compliant bigint)
     LANGUAGE sql AS $$
     SELECT c.in_scope, c.compliant FROM secpolicy.compliance_report() c WHERE c.statement LIKE $1 || '%' $$;
+CREATE FUNCTION pg_temp.row_of_setting(prefix text) RETURNS TABLE (setting text, in_scope bigint, compliant bigint)
+    LANGUAGE sql AS $$
+    SELECT c.setting, c.in_scope, c.compliant FROM secpolicy.compliance_report() c WHERE c.statement LIKE $1 || '%' $$;
 
 DELETE FROM secpolicy.users;
 DELETE FROM secpolicy.incidents;
@@ -124,7 +128,7 @@ SELECT is((SELECT count(*) FROM secpolicy.compliance c, secpolicy.key_status() k
 SELECT ok(secpolicy.audit_seal() >= 0, 'the rows of this transaction are chained as at commit');
 SELECT results_eq($$SELECT * FROM pg_temp.row_of('The audit trail')$$,
                   $$SELECT count(*), count(*) FROM secpolicy.audit_log$$, 'audit: every row checked and intact');
-SELECT is((SELECT count(*) FROM secpolicy.compliance_report()), 16::bigint, 'one row per policy statement');
+SELECT is((SELECT count(*) FROM secpolicy.compliance_report()), 17::bigint, 'one row per policy statement');
 SELECT is((SELECT compliant_pct FROM secpolicy.compliance_report() WHERE statement LIKE 'Everyone uses two-factor%'),
           16.7, 'compliant_pct is rounded to one decimal');
 
@@ -160,6 +164,28 @@ SELECT results_eq($$SELECT username, dormant, enabled FROM secpolicy.access_revi
 SELECT set_eq('SELECT statement, in_scope, compliant FROM secpolicy.compliance',
               'SELECT statement, in_scope, compliant FROM secpolicy.compliance_report()',
               'the compliance view shows compliance_report()');
+
+-- ---------------------------------------------------------------- protected columns
+CREATE SCHEMA regress_cmp;
+CREATE TABLE regress_cmp.people (id integer PRIMARY KEY, email text, phone text);
+INSERT INTO regress_cmp.people VALUES (1, 'a@example.com', '555-0101');
+SELECT secpolicy.protect_column('regress_cmp.people', 'email', 'people.contact') IS NOT NULL AS p1,
+       secpolicy.protect_column('regress_cmp.people', 'phone', 'people.contact') IS NOT NULL AS p2 \gset
+SELECT results_eq($$SELECT * FROM pg_temp.row_of('Data is encrypted in every database')$$, $$VALUES (2::bigint, 0::bigint)$$,
+                  'protected columns: 2, none through its first pass yet');
+DO $$
+BEGIN
+    FOR i IN 1 .. 3 LOOP
+        PERFORM secpolicy.protect_batch('regress_cmp.people', 'email'), secpolicy.protect_batch('regress_cmp.people', 'phone');
+    END LOOP;
+END
+$$;
+SELECT results_eq($$SELECT * FROM pg_temp.row_of('Data is encrypted in every database')$$, $$VALUES (2::bigint, 2::bigint)$$,
+                  'both encrypted under the current key');
+ALTER TABLE regress_cmp.people DISABLE TRIGGER zz_secpolicy_protect;
+SELECT results_eq($$SELECT setting, in_scope, compliant FROM pg_temp.row_of_setting('Data is encrypted in every database')$$,
+                  $$VALUES ('2 protected columns, 0 still being encrypted or resealed', 2::bigint, 0::bigint)$$,
+                  'with their trigger disabled, neither complies');
 
 -- ---------------------------------------------------------------- settings against targets
 SELECT is((SELECT setting_ok FROM secpolicy.compliance_report() WHERE statement LIKE 'Only password hashes%'), false,

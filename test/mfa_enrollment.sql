@@ -1,4 +1,4 @@
--- pgTAP: TOTP enrolment (issue 3).
+-- pgTAP: enrolment of a TOTP second factor through the flows.
 -- Covers login's mfa_enrollment_required answer and its 'spc_' enrolment
 -- challenge; totp_enroll (160-bit base32 secret, otpauth URI with issuer,
 -- account, algorithm, digits and period; a second call replaces the pending

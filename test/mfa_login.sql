@@ -1,4 +1,4 @@
--- pgTAP: login with a second factor (issue 3).
+-- pgTAP: login with a second factor (TOTP and recovery codes) through verify_mfa.
 -- Covers login -> mfa_required with a 'verify' challenge for an enrolled user;
 -- verify_mfa with a current TOTP code (ok, session with mfa = true, counter
 -- cleared only then: a correct password alone keeps failed_attempts); replay

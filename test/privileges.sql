@@ -2,16 +2,18 @@
 --   Through SET ROLE to members of secpolicy_app, secpolicy_analyst and
 --   secpolicy_admin: the app reads no hash, secret, session, reset token or
 --   log and writes no table, yet can call the flows; the analyst can call the
---   four report functions and read the report views, nothing else (no
---   flow, no table); the admin reads no password hash or token digest
---   and writes no table directly.  PUBLIC has no EXECUTE on any function, no
+--   report functions (disclosures_of and incident_affected_subjects among
+--   them) and read the report views (disclosures among them), nothing else
+--   (no flow, no table); the app may call reveal() and blind_index(), not the
+--   administration or internals of protected columns; the admin reads no
+--   password hash, token digest or blind index key and writes no table directly.  PUBLIC has no EXECUTE on any function, no
 --   privilege on any relation and no USAGE on the schema; a role outside the
 --   groups can call nothing.  Every SECURITY DEFINER function pins
 --   search_path = pg_catalog, pg_temp, and hostile functions, operators and
 --   temporary tables in the caller's search_path change no answer of the flows.
 BEGIN;
 \ir lib/helpers.psql
-SELECT plan(85);
+SELECT plan(87);
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 DO $$ BEGIN PERFORM secpolicy.apply_preset('org'); END $$;
 UPDATE secpolicy.policy SET require_mfa = false;
@@ -125,9 +127,19 @@ SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
               'secpolicy.may_guess(bigint,integer,boolean)', 'secpolicy.lock_account(bigint)', 'secpolicy.authenticate(text,text,inet,text,text)',
               'secpolicy.login(bigint,text,text,inet,text)', 'secpolicy.session_touch(bigint,text)',
               'secpolicy.reset_password(bigint,text,text)', 'secpolicy.clear_guesses(bigint,text[])', 'secpolicy.distribute(integer)',
-              'secpolicy.citus_prepare_node()']) f
+              'secpolicy.citus_prepare_node()',
+              'secpolicy.protect_column(regclass,name,text,boolean)', 'secpolicy.unprotect_column(regclass,name,text)',
+              'secpolicy.grant_reveal(regrole,text,text)', 'secpolicy.reseal_columns()', 'secpolicy.protect_batch(regclass,name,integer)',
+              'secpolicy.open_value(regclass,name,text,text)', 'secpolicy.record_disclosure(text,bigint,bigint,text,text,text,boolean,text[],timestamptz)',
+              'secpolicy.set_reseal_target(regclass,name)', 'secpolicy.new_index_key()', 'secpolicy.start_protection_worker(oid)',
+              'secpolicy.column_index_key(text,text,text)', 'secpolicy.disclosures_of(regclass,text)']) f
             WHERE has_function_privilege('secpolicy_app', f::regprocedure, 'EXECUTE')),
           NULL, 'app: no EXECUTE on internal or admin functions');
+SELECT is((SELECT array_agg(f ORDER BY f) FROM unnest(ARRAY['secpolicy.reveal(regclass,name,text,text)',
+              'secpolicy.blind_index(regclass,name,text)']) f
+            WHERE has_function_privilege('secpolicy_app', f::regprocedure, 'EXECUTE')),
+          ARRAY['secpolicy.blind_index(regclass,name,text)', 'secpolicy.reveal(regclass,name,text,text)'],
+          'app: may reveal protected values and search blind indexes');
 
 -- the analyst role
 SELECT is((SELECT string_agg(f, ',') FROM unnest(ARRAY[
@@ -157,14 +169,15 @@ SELECT is((SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n
 
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
             WHERE p.pronamespace = 'secpolicy'::regnamespace AND has_function_privilege('secpolicy_analyst', p.oid, 'EXECUTE')),
-          ARRAY['attack_patterns', 'compliance_report', 'failed_login_report', 'verify_audit_chain'],
+          ARRAY['attack_patterns', 'compliance_report', 'disclosures_of', 'failed_login_report', 'failed_logins_by_source_report',
+                'failed_logins_by_user_report', 'incident_affected_subjects', 'verify_audit_chain'],
           'analyst: EXECUTE on the report functions only');
 SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
             WHERE c.relnamespace = 'secpolicy'::regnamespace
               AND (has_table_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
                    OR has_any_column_privilege('secpolicy_analyst', c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))),
-          ARRAY['access_review', 'account_status', 'compliance', 'credentials_due_rotation', 'failed_logins_by_source',
-                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due'],
+          ARRAY['access_review', 'account_status', 'compliance', 'credentials_due_rotation', 'disclosures', 'failed_logins_by_source',
+                'failed_logins_by_user', 'failed_logins_daily', 'incident_report', 'incidents_due', 'protection_status', 'role_status', 'rollup_status'],
           'analyst: SELECT on the report views only');
 
 -- the admin role
@@ -176,6 +189,8 @@ SELECT is(pg_temp.sqlstate_as('regress_pw_admin', 'SELECT password_hash FROM sec
 SELECT is(pg_temp.sqlstate_as('regress_pw_admin', 'SELECT sealed_secret FROM secpolicy.totp_credentials'), '42501', 'admin: TOTP secrets are unreadable');
 SELECT is(pg_temp.sqlstate_as('regress_pw_admin', 'SELECT code_digest FROM secpolicy.recovery_codes'), '42501', 'admin: recovery code digests are unreadable');
 SELECT is(pg_temp.sqlstate_as('regress_pw_admin', 'SELECT hash FROM secpolicy.dummy_hash'), '42501', 'admin: the dummy hash is unreadable');
+SELECT is(pg_temp.sqlstate_as('regress_pw_admin', 'SELECT index_key FROM secpolicy.protected_columns'), '42501',
+          'admin: the sealed blind index keys are unreadable');
 SELECT is(pg_temp.sqlstate_as('regress_pw_admin', $$UPDATE secpolicy.users SET password_hash = 'Admin-Chosen-01x'$$), '42501',
           'admin: cannot write password hashes directly');
 SELECT is(pg_temp.sqlstate_as('regress_pw_admin', 'UPDATE secpolicy.users SET failed_attempts = 0'), '42501', 'admin: cannot write users directly');

@@ -1,4 +1,4 @@
--- pgTAP: second-factor secrets at rest (issue 3): src/seal.c and reseal_secrets.
+-- pgTAP: second-factor secrets are sealed at rest: src/seal.c and reseal_secrets.
 -- Covers: no TOTP secret (base32, lower case or raw bytes), recovery code
 -- (any spelling), otpauth URI, challenge or session token appears in any
 -- column of any secpolicy table or view (text, jsonb, bytea as bytes, hex and

@@ -1,4 +1,5 @@
--- pgTAP: TOTP building blocks (issue 3): totp_code, totp_match, otpauth_uri.
+-- pgTAP: the TOTP building blocks (totp_code, totp_match, otpauth_uri) give
+-- the known answers of the RFCs, oathtool and liboath, and refuse bad input.
 -- Known answers: the 18 RFC 6238 Appendix B vectors (SHA1/20-byte seed,
 -- SHA256/32-byte seed, SHA512/64-byte seed, secrets in base32, 8 digits, 30 s),
 -- the 6-digit value at t=59, the 10 RFC 4226 Appendix D HOTP values (TOTP with

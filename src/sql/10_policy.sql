@@ -60,6 +60,14 @@ CREATE TABLE secpolicy.policy (
         CHECK (attempt_retention >= interval '1 day' AND attempt_retention <= interval '100 years'),
     pseudonymise_after interval DEFAULT '90 days'
         CHECK (pseudonymise_after >= interval '1 day' AND pseudonymise_after <= interval '100 years'),
+    -- 1.1: protected columns (93_protected_columns.sql, 94_disclosures.sql)
+    disclosure_retention interval DEFAULT '400 days'
+        CHECK (disclosure_retention >= interval '1 day' AND disclosure_retention <= interval '100 years'),
+    -- database roles (1.1)
+    max_database_access interval NOT NULL DEFAULT '12 hours'
+        CHECK (max_database_access > interval '0' AND max_database_access <= interval '7 days'),
+    dormant_role_after interval DEFAULT '90 days'
+        CHECK (dormant_role_after >= interval '1 day' AND dormant_role_after <= interval '100 years'),
     CHECK (max_length >= min_length)
 );
 COMMENT ON TABLE secpolicy.policy IS
@@ -80,8 +88,14 @@ COMMENT ON COLUMN secpolicy.policy.compromise_min_failures IS
     'Possible compromise: a complete login right after at least this many consecutive failures.';
 COMMENT ON COLUMN secpolicy.policy.attempt_retention IS
     'Attempts older than this are dropped (whole daily partitions); NULL keeps them forever.';
+COMMENT ON COLUMN secpolicy.policy.max_database_access IS
+    'Longest access window open_database_access() opens for a database role marked mfa_required.';
+COMMENT ON COLUMN secpolicy.policy.dormant_role_after IS
+    'role_status flags a login role dormant after this long without a login; NULL never.';
 COMMENT ON COLUMN secpolicy.policy.pseudonymise_after IS
     'Attempts older than this lose their user agent and keep only the network of their address (/24 IPv4, /48 IPv6); NULL never.';
+COMMENT ON COLUMN secpolicy.policy.disclosure_retention IS
+    'Records of reveals of protected values older than this are dropped (whole daily partitions); NULL keeps them forever.';
 
 -- An INSERT replaces the row (this is how pg_restore brings back a dumped
 -- policy over the default one); deleting or truncating is refused.

@@ -11,7 +11,8 @@ CREATE TABLE secpolicy.login_attempts (
     user_agent text,
     success boolean NOT NULL,
     outcome text NOT NULL,
-    stage text NOT NULL DEFAULT 'password'
+    stage text NOT NULL DEFAULT 'password',
+    logged_xid xid8 DEFAULT pg_catalog.pg_current_xact_id()
 ) PARTITION BY RANGE (attempted_at);
 COMMENT ON TABLE secpolicy.login_attempts IS
     'Every authentication attempt: who (user_id, or NULL for an unknown username kept as typed), from where, and the outcome.';
@@ -21,6 +22,8 @@ COMMENT ON TABLE secpolicy.login_attempts IS
 -- values of a newer one.  Only the extension's own functions write the log.
 COMMENT ON COLUMN secpolicy.login_attempts.stage IS
     'What was attempted: password (login), mfa (second factor), change_password, reset (a password-reset request), database (a database login).';
+COMMENT ON COLUMN secpolicy.login_attempts.logged_xid IS
+    'The transaction that logged the attempt (NULL: logged before 1.1); the rollups count a row once its transaction is visible to a refresh (see rollup_state).';
 
 -- Internal: the indexes of one partition.  Partitions carry their own indexes
 -- (the parent has none), so that pg_dump restores each daily partition, which
@@ -34,6 +37,8 @@ BEGIN
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (attempted_at)', name || '_time_idx', part);
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (user_id, attempted_at)', name || '_user_idx', part);
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (client_addr, attempted_at)', name || '_addr_idx', part);
+    -- the rows the rollups have not counted yet are found through this index
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (logged_xid)', name || '_xid_idx', part);
 END
 $$;
 COMMENT ON FUNCTION secpolicy.index_attempt_partition(regclass) IS
@@ -151,7 +156,7 @@ CREATE FUNCTION secpolicy.create_attempt_partitions(days_ahead integer DEFAULT 7
                                                     from_day date DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC'
+    SET DateStyle = 'ISO, YMD' SET TimeZone = 'UTC' SET client_min_messages = warning
 AS $$
 DECLARE
     today date := (pg_catalog.now() AT TIME ZONE 'UTC')::date;
@@ -182,6 +187,11 @@ BEGIN
             EXECUTE pg_catalog.format(
                 'ALTER TABLE secpolicy.login_attempts ATTACH PARTITION secpolicy.%I FOR VALUES FROM (%L) TO (%L)',
                 name, lo, hi);
+            IF secpolicy.distributed() THEN
+                -- Citus moved the rows to the shards: the local copy goes
+                EXECUTE 'SELECT pg_catalog.truncate_local_data_after_distributing_table($1)'
+                    USING 'secpolicy.' || quote_ident(name);
+            END IF;
             created := created + 1;
         END IF;
         d := d + 1;
@@ -193,3 +203,37 @@ COMMENT ON FUNCTION secpolicy.create_attempt_partitions(integer, date) IS
     'Creates the daily partitions of login_attempts up to days_ahead days from today (UTC); returns how many it created.';
 REVOKE ALL ON FUNCTION secpolicy.create_attempt_partitions(integer, date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.create_attempt_partitions(integer, date) TO secpolicy_admin;
+
+-- A dump of 1.0 holds daily partitions without the column logged_xid (added
+-- by 1.1), which ATTACH PARTITION would refuse: when such a table is created
+-- in schema secpolicy (by pg_restore, before its data and its ATTACH), the
+-- column is added at once.  Rows restored so get NULL there, which the
+-- rollups treat as logged before they existed.
+CREATE FUNCTION secpolicy.attempt_partition_columns() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT r.objid::regclass AS rel FROM pg_event_trigger_ddl_commands() r
+              WHERE r.command_tag = 'CREATE TABLE' AND r.object_type = 'table' AND r.schema_name = 'secpolicy'
+                AND r.object_identity LIKE 'secpolicy.login\_attempts\_p%'
+                AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                 WHERE a.attrelid = r.objid AND a.attname = 'logged_xid' AND NOT a.attisdropped)
+                AND EXISTS (SELECT 1 FROM pg_attribute a
+                             WHERE a.attrelid = r.objid AND a.attname = 'stage' AND NOT a.attisdropped) LOOP
+        EXECUTE format('ALTER TABLE %s ADD COLUMN logged_xid xid8 DEFAULT pg_catalog.pg_current_xact_id()', c.rel);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.attempt_partition_columns() IS
+    'Event trigger: a 1.0 daily partition of login_attempts created by a restore gets the column logged_xid.';
+REVOKE ALL ON FUNCTION secpolicy.attempt_partition_columns() FROM PUBLIC;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'secpolicy_attempt_partition_columns') THEN
+        CREATE EVENT TRIGGER secpolicy_attempt_partition_columns ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+            EXECUTE FUNCTION secpolicy.attempt_partition_columns();
+    END IF;
+END
+$$;

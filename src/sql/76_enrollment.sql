@@ -18,6 +18,7 @@ AS $$
 DECLARE
     c secpolicy.mfa_challenges := secpolicy.find_challenge(enrollment_owner.token, 'enroll');
     st secpolicy.session_proof;
+    lifetime interval;
 BEGIN
     IF c.id IS NOT NULL THEN
         user_id := c.user_id;
@@ -33,12 +34,15 @@ BEGIN
     END IF;
     -- replacing a factor takes a session opened with it, recently (a stolen
     -- session cookie alone must not be enough to take the factor over)
-    IF EXISTS (SELECT 1 FROM secpolicy.totp_credentials t
-                WHERE t.user_id = st.user_id AND t.confirmed_at IS NOT NULL)
-       AND NOT EXISTS (SELECT 1 FROM secpolicy.sessions s, secpolicy.policy p
-                        WHERE s.user_id = st.user_id AND s.id = st.session_id
-                          AND s.mfa AND s.created_at > now() - p.mfa_enrollment_lifetime) THEN
-        RETURN;
+    -- (one table per statement: what Citus runs inside a delegated call)
+    PERFORM 1 FROM secpolicy.totp_credentials t WHERE t.user_id = st.user_id AND t.confirmed_at IS NOT NULL;
+    IF FOUND THEN
+        SELECT p.mfa_enrollment_lifetime INTO lifetime FROM secpolicy.policy p;
+        PERFORM 1 FROM secpolicy.sessions s
+         WHERE s.user_id = st.user_id AND s.id = st.session_id AND s.mfa AND s.created_at > now() - lifetime;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
     END IF;
     user_id := st.user_id;
 END

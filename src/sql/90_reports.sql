@@ -9,77 +9,244 @@
 --   day           a calendar day in the session's TimeZone
 -- The views show no hash, secret, token digest or user agent.
 
-CREATE VIEW secpolicy.failed_logins_daily WITH (security_barrier) AS
-    SELECT (a.attempted_at)::date AS day,
-           count(*) AS failures,
-           count(DISTINCT a.user_id) AS distinct_accounts,
-           count(DISTINCT lower(a.username)) AS distinct_usernames,
-           count(DISTINCT a.client_addr) AS distinct_sources,
-           count(*) FILTER (WHERE a.outcome = 'lockout') AS lockouts
-      FROM secpolicy.login_attempts a
-     WHERE NOT a.success
-     GROUP BY 1;
-COMMENT ON VIEW secpolicy.failed_logins_daily IS
-    'Failures per day (session time zone): how many, on how many accounts and usernames, from how many sources, and lockouts.';
+-- The reports read the rollups (src/sql/89_rollups.sql) and add the rows the
+-- rollups have not counted yet (the tail, found through the logged_xid index
+-- of each partition).  The test for "not counted yet" is written out where
+-- it is needed: see src/sql/89_rollups.sql.
+
+-- The rows of failed_logins_by_user (the view reads them here, where the watermark is
+-- known when the query is planned: the rows not counted yet are then found
+-- through the logged_xid index of the partitions of the window).
+CREATE FUNCTION secpolicy.failed_logins_by_user_report()
+    RETURNS TABLE (user_id bigint, username text, known_account boolean, failures_24h bigint, failures_7d bigint,
+                   failures_30d bigint, last_failure_at timestamptz, currently_locked boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    st secpolicy.rollup_state;
+    fresh boolean;
+BEGIN
+    SELECT * INTO st FROM secpolicy.rollup_state;
+    -- not built, or not refreshed for a day: the window is read from the log
+    fresh := st.built AND st.refreshed_at > now() - interval '1 day';
+    RETURN QUERY
+    -- the windows of the last refresh (rollup_user_windows), moved to now:
+    -- plus the failures not counted yet, plus or minus the counted failures
+    -- between each window's bound then and now
+        WITH tail AS (
+            SELECT a.user_id, a.username, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
+               AND (a.logged_xid >= st.snap_xmax
+                    OR a.logged_xid = ANY (st.snap_xip)
+                    OR a.logged_xid = st.self_xid)
+               AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                        ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
+               AND fresh
+            UNION ALL
+            -- rollups never built, or not refreshed for a day: the window from the log
+            SELECT a.user_id, a.username, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
+               AND NOT fresh
+        ), moved AS (
+            SELECT a.user_id, a.username, a.attempted_at, st.from_24h, st.from_7d, st.from_30d
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
+               AND fresh
+               -- (the slices lie within a day before the window: refreshed within a day)
+               AND a.attempted_at >= now() - interval '31 days'
+               AND ((a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
+                     AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
+                    OR (a.attempted_at >= least(st.from_7d, now() - interval '7 days')
+                        AND a.attempted_at < greatest(st.from_7d, now() - interval '7 days'))
+                    OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
+                        AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
+               AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                                     ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
+        ), parts AS (
+            SELECT t.user_id, t.username,
+                   (t.attempted_at >= now() - interval '24 hours')::int AS d24,
+                   (t.attempted_at >= now() - interval '7 days')::int AS d7,
+                   1 AS d30, t.attempted_at AS last_at
+              FROM tail t
+            UNION ALL
+            SELECT m.user_id, m.username,
+                   (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
+                   (m.attempted_at >= now() - interval '7 days')::int - (m.attempted_at >= m.from_7d)::int,
+                   (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
+                   NULL
+              FROM moved m
+            UNION ALL
+            SELECT w.user_id, w.username, w.failures_24h, w.failures_7d, w.failures_30d, w.last_failure_at
+              FROM secpolicy.rollup_user_windows w
+             WHERE fresh
+        ), forms AS (
+            SELECT p.user_id, CASE WHEN p.user_id IS NULL THEN lower(p.username) END AS username_key, p.username,
+                   sum(p.d24) AS f24, sum(p.d7) AS f7, sum(p.d30) AS f30, max(p.last_at) AS last_at
+              FROM parts p
+             GROUP BY 1, 2, 3
+        ), per_name AS (
+            SELECT f.user_id, f.username_key,
+                   sum(f.f24)::bigint AS failures_24h, sum(f.f7)::bigint AS failures_7d, sum(f.f30)::bigint AS failures_30d,
+                   max(f.last_at) AS last_failure_at, min(f.username) AS username_typed
+              FROM forms f
+             WHERE f.f30 > 0
+             GROUP BY 1, 2
+        )
+        SELECT p.user_id,
+               coalesce(u.username, p.username_typed) AS username,
+               p.user_id IS NOT NULL AS known_account,
+               p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
+               CASE WHEN u.id IS NOT NULL
+                    THEN u.reset_required OR u.failed_attempts >= pol.max_failed_attempts
+                    ELSE coalesce(f.failed_attempts >= pol.max_failed_attempts, false) END AS currently_locked
+          FROM per_name p
+          CROSS JOIN secpolicy.policy pol
+          LEFT JOIN secpolicy.users u ON u.id = p.user_id
+          LEFT JOIN secpolicy.unknown_user_failures f ON p.user_id IS NULL AND f.username_key = p.username_key;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.failed_logins_by_user_report() IS
+    'The rows of the view failed_logins_by_user.';
+REVOKE ALL ON FUNCTION secpolicy.failed_logins_by_user_report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.failed_logins_by_user_report() TO secpolicy_analyst, secpolicy_admin;
 
 CREATE VIEW secpolicy.failed_logins_by_user WITH (security_barrier) AS
-    WITH recent AS (
-        SELECT a.user_id, lower(a.username) AS username_key, a.username, a.attempted_at
-          FROM secpolicy.login_attempts a
-         WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-           AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
-    ), per_name AS (
-        SELECT r.user_id, CASE WHEN r.user_id IS NULL THEN r.username_key END AS username_key,
-               count(*) FILTER (WHERE r.attempted_at >= now() - interval '24 hours') AS failures_24h,
-               count(*) FILTER (WHERE r.attempted_at >= now() - interval '7 days') AS failures_7d,
-               count(*) AS failures_30d,
-               max(r.attempted_at) AS last_failure_at,
-               min(r.username) AS username_typed
-          FROM recent r
-         GROUP BY 1, 2
-    )
-    SELECT p.user_id,
-           coalesce(u.username, p.username_typed) AS username,
-           p.user_id IS NOT NULL AS known_account,
-           p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
-           CASE WHEN u.id IS NOT NULL
-                THEN u.reset_required OR u.failed_attempts >= pol.max_failed_attempts
-                ELSE coalesce(f.failed_attempts >= pol.max_failed_attempts, false) END AS currently_locked
-      FROM per_name p
-      CROSS JOIN secpolicy.policy pol
-      LEFT JOIN secpolicy.users u ON u.id = p.user_id
-      LEFT JOIN secpolicy.unknown_user_failures f ON p.user_id IS NULL AND f.username_key = p.username_key;
+    SELECT * FROM secpolicy.failed_logins_by_user_report();
 COMMENT ON VIEW secpolicy.failed_logins_by_user IS
     'Per account (or unknown username, case-folded) with failures in the last 30 days: failures in 24 h / 7 d / 30 d, last failure, locked now.';
 
+-- Internal (failed_logins_by_source): the first failure from a source (NULL:
+-- no address) in the last 30 days, looked up in the log.  A function, not a
+-- correlated subquery: Citus plans no such subquery over a CTE.
+CREATE FUNCTION secpolicy.first_failure_from(addr inet) RETURNS timestamptz
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF addr IS NULL THEN
+        RETURN (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a
+                 WHERE a.client_addr IS NULL AND NOT a.success AND a.attempted_at >= now() - interval '30 days');
+    END IF;
+    RETURN (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a
+             WHERE a.client_addr = addr AND NOT a.success AND a.attempted_at >= now() - interval '30 days');
+END
+$$;
+COMMENT ON FUNCTION secpolicy.first_failure_from(inet) IS
+    'Internal: the first failed attempt from a source address (NULL: none) in the last 30 days.';
+REVOKE ALL ON FUNCTION secpolicy.first_failure_from(inet) FROM PUBLIC;
+
+-- The rows of failed_logins_by_source (the view reads them here, where the watermark is
+-- known when the query is planned: the rows not counted yet are then found
+-- through the logged_xid index of the partitions of the window).
+CREATE FUNCTION secpolicy.failed_logins_by_source_report()
+    RETURNS TABLE (client_addr inet, failures_24h bigint, failures_30d bigint, distinct_usernames_24h bigint,
+                   distinct_usernames_30d bigint, distinct_accounts_30d bigint, first_failure_at timestamptz,
+                   last_failure_at timestamptz, spraying boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    st secpolicy.rollup_state;
+    fresh boolean;
+BEGIN
+    SELECT * INTO st FROM secpolicy.rollup_state;
+    -- not built, or not refreshed for a day: the window is read from the log
+    fresh := st.built AND st.refreshed_at > now() - interval '1 day';
+    RETURN QUERY
+    -- per source, username and account (rollup_source_names, moved to now as
+    -- in failed_logins_by_user), then per source and username, then per
+    -- source; a first failure that left the window is looked up in the log
+        WITH tail AS (
+            SELECT a.client_addr, a.username, a.user_id, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND (a.logged_xid >= st.snap_xmax
+                    OR a.logged_xid = ANY (st.snap_xip)
+                    OR a.logged_xid = st.self_xid)
+               AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                        ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
+               AND fresh
+            UNION ALL
+            -- rollups never built, or not refreshed for a day: the window from the log
+            SELECT a.client_addr, a.username, a.user_id, a.attempted_at
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+               AND NOT fresh
+        ), moved AS (
+            SELECT a.client_addr, a.username, a.user_id, a.attempted_at, st.from_24h, st.from_30d
+              FROM secpolicy.login_attempts a
+             WHERE NOT a.success AND fresh
+               AND a.attempted_at >= now() - interval '31 days'
+               AND ((a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
+                     AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
+                    OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
+                        AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
+               AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                                     ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
+        ), parts AS (
+            SELECT t.client_addr, lower(t.username) AS name, t.user_id,
+                   (t.attempted_at >= now() - interval '24 hours')::int AS d24, 1 AS d30,
+                   t.attempted_at AS first_at, false AS stale, t.attempted_at AS last_at
+              FROM tail t
+            UNION ALL
+            SELECT m.client_addr, lower(m.username), m.user_id,
+                   (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
+                   (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
+                   CASE WHEN m.attempted_at >= now() - interval '30 days' THEN m.attempted_at END, false, NULL
+              FROM moved m
+            UNION ALL
+            SELECT w.client_addr, w.username_key, w.user_id, w.failures_24h, w.failures_30d,
+                   CASE WHEN w.first_failure_at >= now() - interval '30 days' THEN w.first_failure_at END,
+                   w.first_failure_at < now() - interval '30 days', w.last_failure_at
+              FROM secpolicy.rollup_source_names w
+             WHERE fresh
+        ), triples AS (
+            SELECT p.client_addr, p.name, p.user_id, sum(p.d24) AS n24, sum(p.d30) AS n30,
+                   min(p.first_at) AS first_at, bool_or(p.stale) AS stale, max(p.last_at) AS last_at
+              FROM parts p
+             GROUP BY 1, 2, 3
+        ), pairs AS (
+            SELECT t.client_addr, t.name, max(t.user_id) AS user_id,
+                   sum(t.n24) AS n_24h, sum(t.n30) AS n_30d,
+                   max(t.last_at) >= now() - (SELECT pol.detection_window FROM secpolicy.policy pol) AS in_window,
+                   min(t.first_at) AS first_at, bool_or(t.stale) AS stale, max(t.last_at) AS last_at
+              FROM triples t
+             WHERE t.n30 > 0
+             GROUP BY t.client_addr, t.name
+        ), sources AS (
+            SELECT p.client_addr,
+                   sum(p.n_24h)::bigint AS failures_24h,
+                   sum(p.n_30d)::bigint AS failures_30d,
+                   count(p.name) FILTER (WHERE p.n_24h > 0) AS distinct_usernames_24h,
+                   count(p.name) AS distinct_usernames_30d,
+                   count(DISTINCT p.user_id) AS distinct_accounts_30d,
+                   min(p.first_at) AS first_at, bool_or(p.stale) AS stale,
+                   max(p.last_at) AS last_failure_at,
+                   count(p.name) FILTER (WHERE p.in_window) AS names_in_window
+              FROM pairs p
+             GROUP BY p.client_addr
+        )
+        SELECT s.client_addr, s.failures_24h, s.failures_30d, s.distinct_usernames_24h, s.distinct_usernames_30d,
+               s.distinct_accounts_30d,
+               CASE WHEN NOT s.stale THEN s.first_at
+                    ELSE secpolicy.first_failure_from(s.client_addr) END AS first_failure_at,
+               s.last_failure_at,
+               s.client_addr IS NOT NULL
+                   AND s.names_in_window >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol) AS spraying
+          FROM sources s;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.failed_logins_by_source_report() IS
+    'The rows of the view failed_logins_by_source.';
+REVOKE ALL ON FUNCTION secpolicy.failed_logins_by_source_report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.failed_logins_by_source_report() TO secpolicy_analyst, secpolicy_admin;
+
 CREATE VIEW secpolicy.failed_logins_by_source WITH (security_barrier) AS
-    -- per source and name first, then per source: hash aggregation in two
-    -- steps, no DISTINCT over the raw rows (which would need them sorted by
-    -- address, through the address index: slow)
-    WITH pairs AS (
-        SELECT a.client_addr, lower(a.username) AS name, max(a.user_id) AS user_id,
-               count(*) AS n_30d,
-               count(*) FILTER (WHERE a.attempted_at >= now() - interval '24 hours') AS n_24h,
-               bool_or(a.attempted_at >= now() - (SELECT pol.detection_window FROM secpolicy.policy pol))
-                   AS in_window,
-               min(a.attempted_at) AS first_at, max(a.attempted_at) AS last_at
-          FROM secpolicy.login_attempts a
-         WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-         GROUP BY a.client_addr, lower(a.username)
-    )
-    SELECT p.client_addr,
-           sum(p.n_24h)::bigint AS failures_24h,
-           sum(p.n_30d)::bigint AS failures_30d,
-           count(p.name) FILTER (WHERE p.n_24h > 0) AS distinct_usernames_24h,
-           count(p.name) AS distinct_usernames_30d,
-           count(DISTINCT p.user_id) AS distinct_accounts_30d,
-           min(p.first_at) AS first_failure_at,
-           max(p.last_at) AS last_failure_at,
-           p.client_addr IS NOT NULL
-               AND count(p.name) FILTER (WHERE p.in_window) >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol)
-               AS spraying
-      FROM pairs p
-     GROUP BY p.client_addr;
+    SELECT * FROM secpolicy.failed_logins_by_source_report();
 COMMENT ON VIEW secpolicy.failed_logins_by_source IS
     'Per client address with failures in the last 30 days; spraying is true when it failed on spray_min_accounts usernames within detection_window.';
 
@@ -120,7 +287,18 @@ CREATE FUNCTION secpolicy.failed_login_report(since timestamptz, until timestamp
                    distinct_accounts bigint, distinct_usernames bigint, distinct_sources bigint,
                    lockouts bigint)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    -- its plans are cheap but look costly (one aggregate per bucket): JIT
+    -- compilation would cost seconds
+    SET jit = off
 AS $$
+DECLARE
+    epoch CONSTANT timestamptz := '2000-01-01 00:00+00';
+    starts timestamptz[];
+    nb integer;
+    unaligned integer;
+    st secpolicy.rollup_state;
+    cell_lo timestamptz;
+    cell_hi timestamptz;
 BEGIN
     IF since IS NULL OR until IS NULL OR bucket IS NULL THEN
         RAISE EXCEPTION 'since, until and bucket must not be NULL' USING ERRCODE = '22004';
@@ -139,40 +317,175 @@ BEGIN
         RAISE EXCEPTION 'too many buckets' USING ERRCODE = '54000',
             HINT = 'Use a larger bucket or a shorter range (at most 100000 buckets).';
     END IF;
-    -- buckets follow calendar arithmetic in the session's time zone, the last
-    -- one is cut at until; only attempts in [since, until) are read (the
-    -- partitions of that range), each placed in its bucket by a binary search
-    -- of the bucket starts, and aggregated once
+    -- buckets follow calendar arithmetic in the session's time zone; an
+    -- interval that is positive at 30-day months may still not move forward
+    -- on the calendar ('1 mon -29 days' from January 30 comes back to January
+    -- 30), so the series is cut after 100001 starts and must increase
+    -- (in the select list, where the series stops at the limit: in FROM it
+    -- would be built whole first)
+    starts := ARRAY(SELECT generate_series(since, until, bucket) LIMIT 100001);
+    FOR i IN 2 .. cardinality(starts) LOOP
+        IF starts[i] <= starts[i - 1] THEN
+            RAISE EXCEPTION 'bucket % does not move forward from %', bucket, starts[i - 1] USING ERRCODE = '22023',
+                HINT = 'Use a bucket that leads to later times on the calendar.';
+        END IF;
+        EXIT WHEN starts[i] >= until;
+    END LOOP;
+    starts := ARRAY(SELECT g FROM unnest(starts) g WHERE g < until ORDER BY g);
+    nb := cardinality(starts);
+    IF nb > 100000 THEN
+        RAISE EXCEPTION 'too many buckets' USING ERRCODE = '54000',
+            HINT = 'Use a larger bucket or a shorter range (at most 100000 buckets).';
+    END IF;
+
+    SELECT * INTO st FROM secpolicy.rollup_state;
+    -- a bucket that is exactly a UTC hour or a UTC day (the last one may be
+    -- cut at until) is answered by the rollups; any other is counted from
+    -- the log
+    SELECT count(*) INTO unaligned
+      FROM (SELECT u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e, u.n
+              FROM unnest(starts) WITH ORDINALITY u(s, n)) b
+     WHERE NOT ((b.s = date_bin('1 hour', b.s, epoch) AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour')))
+                OR (b.s = date_bin('1 day', b.s, epoch) AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))));
+
+    IF NOT st.built OR unaligned > 64 THEN
+        -- from the log: only attempts in [since, until) are read (the
+        -- partitions of that range), each placed in its bucket by a binary
+        -- search of the bucket starts, and aggregated once
+        RETURN QUERY
+            WITH agg AS (
+                SELECT width_bucket(x.attempted_at, starts) AS i,
+                       count(*) AS n_attempts,
+                       count(*) FILTER (WHERE NOT x.success) AS n_failures,
+                       count(DISTINCT x.user_id) FILTER (WHERE NOT x.success) AS n_accounts,
+                       count(DISTINCT lower(x.username)) FILTER (WHERE NOT x.success) AS n_usernames,
+                       count(DISTINCT x.client_addr) FILTER (WHERE NOT x.success) AS n_sources,
+                       count(*) FILTER (WHERE x.outcome = 'lockout') AS n_lockouts
+                  FROM secpolicy.login_attempts x
+                 WHERE x.attempted_at >= since AND x.attempted_at < until
+                 GROUP BY 1
+            )
+            SELECT s.start, coalesce(lead(s.start) OVER (ORDER BY s.n), until),
+                   coalesce(agg.n_attempts, 0), coalesce(agg.n_failures, 0), coalesce(agg.n_accounts, 0),
+                   coalesce(agg.n_usernames, 0), coalesce(agg.n_sources, 0), coalesce(agg.n_lockouts, 0)
+              FROM unnest(starts) WITH ORDINALITY AS s(start, n)
+              LEFT JOIN agg ON agg.i = s.n
+             ORDER BY s.n;
+        RETURN;
+    END IF;
+
+    -- the rows not counted yet, over the whole UTC days of the range
+    cell_lo := date_bin('1 day', since, epoch);
+    cell_hi := date_bin('1 day', until, epoch) + interval '24 hours';
     RETURN QUERY
-        WITH b AS (
-            SELECT array_agg(g ORDER BY g) AS starts
-              FROM generate_series(since, until, bucket) AS g
-             WHERE g < until
-        ), agg AS (
-            SELECT width_bucket(x.attempted_at, b.starts) AS i,
-                   count(*) AS n_attempts,
-                   count(*) FILTER (WHERE NOT x.success) AS n_failures,
-                   count(DISTINCT x.user_id) FILTER (WHERE NOT x.success) AS n_accounts,
-                   count(DISTINCT lower(x.username)) FILTER (WHERE NOT x.success) AS n_usernames,
-                   count(DISTINCT x.client_addr) FILTER (WHERE NOT x.success) AS n_sources,
-                   count(*) FILTER (WHERE x.outcome = 'lockout') AS n_lockouts
-              FROM secpolicy.login_attempts x, b
-             WHERE x.attempted_at >= since AND x.attempted_at < until
-             GROUP BY 1
+        WITH tail AS MATERIALIZED (
+            SELECT a.attempted_at, a.user_id, a.username, a.client_addr, a.success, a.outcome
+              FROM secpolicy.login_attempts a
+             WHERE a.attempted_at >= cell_lo AND a.attempted_at < cell_hi
+               AND (a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) OR a.logged_xid = st.self_xid)
+               AND (NOT st.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END))
+        ), b AS (
+            SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e
+              FROM unnest(starts) WITH ORDINALITY u(s, n)
+        ), g AS (
+            SELECT b.n, b.s, b.e,
+                   CASE WHEN b.s = date_bin('1 hour', b.s, epoch)
+                             AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour'))
+                        THEN interval '1 hour'
+                        WHEN b.s = date_bin('1 day', b.s, epoch)
+                             AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))
+                        THEN interval '24 hours' END AS cell
+              FROM b
+        ), k AS MATERIALIZED (
+            -- how each bucket is answered (materialized: computed once)
+            SELECT g.n, g.s, g.e,
+                   CASE WHEN g.cell IS NULL THEN 'raw'
+                        -- a cut bucket is its cell only if the rest of the cell is empty
+                        WHEN g.e < g.s + g.cell
+                             AND EXISTS (SELECT 1 FROM secpolicy.login_attempts a
+                                          WHERE a.attempted_at >= g.e AND a.attempted_at < g.s + g.cell) THEN 'raw'
+                        WHEN NOT EXISTS (SELECT 1 FROM tail t WHERE t.attempted_at >= g.s AND t.attempted_at < g.s + g.cell)
+                        THEN CASE WHEN g.cell = interval '1 hour' THEN 'h' ELSE 'd' END
+                        -- a day with rows not counted yet: its keys tell which are new
+                        WHEN g.cell = interval '24 hours'
+                             AND EXISTS (SELECT 1 FROM secpolicy.rollup_daily r
+                                          WHERE r.day = (g.s AT TIME ZONE 'UTC')::date AND r.keyed) THEN 'dt'
+                        ELSE 'raw' END AS how
+              FROM g
         )
-        SELECT s.start, coalesce(lead(s.start) OVER (ORDER BY s.n), until),
-               coalesce(agg.n_attempts, 0), coalesce(agg.n_failures, 0), coalesce(agg.n_accounts, 0),
-               coalesce(agg.n_usernames, 0), coalesce(agg.n_sources, 0), coalesce(agg.n_lockouts, 0)
-          FROM b CROSS JOIN unnest(b.starts) WITH ORDINALITY AS s(start, n)
-          LEFT JOIN agg ON agg.i = s.n
-         ORDER BY s.n;
+        SELECT k.s, k.e,
+               CASE k.how WHEN 'h' THEN coalesce(h.attempts, 0) WHEN 'raw' THEN x.n
+                          ELSE coalesce(d.attempts, 0) + t.n END,
+               CASE k.how WHEN 'h' THEN coalesce(h.failures, 0) WHEN 'raw' THEN x.f
+                          ELSE coalesce(d.failures, 0) + t.f END,
+               CASE k.how WHEN 'h' THEN coalesce(h.distinct_accounts, 0) WHEN 'raw' THEN x.da
+                          ELSE coalesce(d.distinct_accounts, 0) + t.da END,
+               CASE k.how WHEN 'h' THEN coalesce(h.distinct_usernames, 0) WHEN 'raw' THEN x.du
+                          ELSE coalesce(d.distinct_usernames, 0) + t.du END,
+               CASE k.how WHEN 'h' THEN coalesce(h.distinct_sources, 0) WHEN 'raw' THEN x.ds
+                          ELSE coalesce(d.distinct_sources, 0) + t.ds END,
+               CASE k.how WHEN 'h' THEN coalesce(h.lockouts, 0) WHEN 'raw' THEN x.l
+                          ELSE coalesce(d.lockouts, 0) + t.l END
+          FROM k
+          LEFT JOIN secpolicy.rollup_hourly h ON k.how = 'h' AND h.hour = k.s
+          LEFT JOIN secpolicy.rollup_daily d ON k.how IN ('d', 'dt') AND d.day = (k.s AT TIME ZONE 'UTC')::date
+          CROSS JOIN LATERAL (
+              SELECT count(*) AS n, count(*) FILTER (WHERE NOT y.success) AS f,
+                     count(*) FILTER (WHERE y.outcome = 'lockout') AS l,
+                     count(DISTINCT y.user_id) FILTER (WHERE NOT y.success
+                         AND NOT EXISTS (SELECT 1 FROM secpolicy.rollup_day_keys dk
+                                          WHERE dk.day = (k.s AT TIME ZONE 'UTC')::date AND dk.kind = 'a'
+                                            AND dk.key = y.user_id::text)) AS da,
+                     count(DISTINCT lower(y.username)) FILTER (WHERE NOT y.success
+                         AND NOT EXISTS (SELECT 1 FROM secpolicy.rollup_day_keys dk
+                                          WHERE dk.day = (k.s AT TIME ZONE 'UTC')::date AND dk.kind = 'u'
+                                            AND dk.key = lower(y.username))) AS du,
+                     count(DISTINCT y.client_addr) FILTER (WHERE NOT y.success
+                         AND NOT EXISTS (SELECT 1 FROM secpolicy.rollup_day_keys dk
+                                          WHERE dk.day = (k.s AT TIME ZONE 'UTC')::date AND dk.kind = 's'
+                                            AND dk.key = y.client_addr::text)) AS ds
+                FROM tail y
+               WHERE k.how = 'dt' AND y.attempted_at >= k.s AND y.attempted_at < k.e
+          ) t
+          CROSS JOIN LATERAL (
+              SELECT count(*) AS n, count(*) FILTER (WHERE NOT a.success) AS f,
+                     count(*) FILTER (WHERE a.outcome = 'lockout') AS l,
+                     count(DISTINCT a.user_id) FILTER (WHERE NOT a.success) AS da,
+                     count(DISTINCT lower(a.username)) FILTER (WHERE NOT a.success) AS du,
+                     count(DISTINCT a.client_addr) FILTER (WHERE NOT a.success) AS ds
+                FROM secpolicy.login_attempts a
+               WHERE k.how = 'raw' AND a.attempted_at >= k.s AND a.attempted_at < k.e
+          ) x
+         ORDER BY k.n;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.failed_login_report(timestamptz, timestamptz, interval) IS
-    'Attempts and failures in [since, until) per bucket (calendar arithmetic in the session time zone), empty buckets included.';
+    'Attempts and failures in [since, until) per bucket (calendar arithmetic in the session time zone), empty buckets included; buckets that are UTC hours or days are read from the rollups.';
 REVOKE ALL ON FUNCTION secpolicy.failed_login_report(timestamptz, timestamptz, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.failed_login_report(timestamptz, timestamptz, interval)
     TO secpolicy_analyst, secpolicy_admin;
+
+CREATE VIEW secpolicy.failed_logins_daily WITH (security_barrier) AS
+    -- days of the session's time zone: failed_login_report() with 1-day
+    -- buckets over the days that have failures, read from the UTC days of
+    -- the rollups when the session's days are UTC days
+    WITH span AS (
+        -- the first and the last failure (through the time index of each partition)
+        SELECT (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success) AS lo,
+               (SELECT max(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success) AS hi
+    )
+    SELECT r.bucket_start::date AS day,
+           r.failures,
+           r.distinct_accounts,
+           r.distinct_usernames,
+           r.distinct_sources,
+           r.lockouts
+      FROM (SELECT date_trunc('day', span.lo) AS lo, date_trunc('day', span.hi) + interval '1 day' AS hi
+              FROM span WHERE span.lo IS NOT NULL) x
+      CROSS JOIN LATERAL secpolicy.failed_login_report(x.lo, x.hi, '1 day') r
+     WHERE r.failures > 0;
+COMMENT ON VIEW secpolicy.failed_logins_daily IS
+    'Failures per day (session time zone): how many, on how many accounts and usernames, from how many sources, and lockouts.';
 
 CREATE VIEW secpolicy.access_review WITH (security_barrier) AS
     SELECT u.id AS user_id, u.username, a.access, a.granted_at, a.granted_by, a.reason,

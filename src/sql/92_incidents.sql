@@ -273,6 +273,8 @@ DECLARE
     ids bigint[];
     addrs inet[];
     opened secpolicy.incidents;
+    severity text;
+    breach boolean;
 BEGIN
     -- one detection run at a time (maintain() and a manual call may overlap);
     -- a row only the owner can lock, not an advisory lock any role could hold
@@ -301,16 +303,16 @@ BEGIN
             incident_id := existing;
             new_incident := false;
         ELSE
+            -- computed first: Citus deparses a simple CASE of a variable wrongly
+            -- when it sends the statement to the nodes of a reference table
+            severity := CASE WHEN p.kind IN ('compromise_suspected', 'credential_stuffing') THEN 'high' ELSE 'medium' END;
+            breach := p.kind = 'compromise_suspected';
             INSERT INTO secpolicy.incidents (kind, severity, title, description, detected_at,
                                              affected_usernames, affected_user_ids, source_addrs,
                                              personal_data_breach, dedup_key, evidence, opened_by)
-            VALUES (p.kind,
-                    CASE p.kind WHEN 'compromise_suspected' THEN 'high' WHEN 'credential_stuffing' THEN 'high'
-                                ELSE 'medium' END,
-                    replace(p.kind, '_', ' ') || ': ' || p.subject,
+            VALUES (p.kind, severity, replace(p.kind, '_', ' ') || ': ' || p.subject,
                     format('%s failures between %s and %s', p.failures, p.first_at, p.last_at),
-                    p.last_at, p.usernames, p.user_ids, p.sources,
-                    p.kind = 'compromise_suspected', key,
+                    p.last_at, p.usernames, p.user_ids, p.sources, breach, key,
                     jsonb_build_object('failures', p.failures, 'first_at', p.first_at, 'last_at', p.last_at,
                                        'sources', p.sources),
                     'secpolicy.detect_attacks')

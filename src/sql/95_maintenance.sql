@@ -39,6 +39,8 @@ DECLARE
     keys bigint[];
     ledger text[];
     shard record;
+    dropped_before timestamptz;
+    deleted_hours timestamptz[];
 BEGIN
     SELECT * INTO pol FROM secpolicy.policy;
     dropped_partitions := 0;
@@ -58,10 +60,14 @@ BEGIN
             IF part.upper_bound <= cutoff THEN
                 EXECUTE format('DROP TABLE %s', part.rel);
                 dropped_partitions := dropped_partitions + 1;
+                dropped_before := greatest(dropped_before, part.upper_bound);
             END IF;
         END LOOP;
-        WITH d AS (DELETE FROM secpolicy.login_attempts_default a WHERE a.attempted_at < cutoff RETURNING 1)
-        SELECT count(*) INTO deleted_rows FROM d;
+        WITH d AS (DELETE FROM secpolicy.login_attempts_default a WHERE a.attempted_at < cutoff RETURNING a.attempted_at)
+        SELECT count(*), array_agg(DISTINCT date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00'))
+          INTO deleted_rows, deleted_hours FROM d;
+        -- the rollups forget what the log forgot
+        PERFORM secpolicy.rollup_retention(dropped_before, deleted_hours, NULL, NULL);
         -- Failure counters below the limit whose last failure is that old (and
         -- at least 90 days old, so that a short retention cannot turn the
         -- limit into a rate) are forgotten: those of unknown names (typed by
@@ -118,6 +124,10 @@ BEGIN
                 RETURNING 1)
             SELECT count(*) INTO pseudonymised_rows FROM p;
             UPDATE secpolicy.maintenance_state SET pseudonymised_until = cutoff;
+            IF pseudonymised_rows > 0 THEN
+                -- fewer distinct sources: the rollups of those hours are recounted
+                PERFORM secpolicy.rollup_retention(NULL, NULL, done_until, cutoff);
+            END IF;
         END IF;
     END IF;
 END
@@ -128,7 +138,8 @@ REVOKE ALL ON FUNCTION secpolicy.apply_retention() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.apply_retention() TO secpolicy_admin;
 
 -- Everything periodic, in one call: partitions ahead, retention, expired
--- sessions, spent challenges and reset tokens, attack detection.
+-- sessions, spent challenges and reset tokens, attack detection, and the
+-- disclosure log and encryption worker of protected columns.
 CREATE FUNCTION secpolicy.maintain() RETURNS jsonb
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -138,6 +149,8 @@ DECLARE
     n bigint;
 BEGIN
     result := result || jsonb_build_object('partitions_created', secpolicy.create_attempt_partitions(7));
+    SELECT * INTO r FROM secpolicy.refresh_rollups();
+    result := result || jsonb_build_object('rollup_rows_counted', r.counted_rows);
     SELECT * INTO r FROM secpolicy.apply_retention();
     result := result || to_jsonb(r);
     SELECT * INTO r FROM secpolicy.expire_sessions();
@@ -157,12 +170,13 @@ BEGIN
     END IF;
     SELECT count(*) FILTER (WHERE d.new_incident) INTO n FROM secpolicy.detect_attacks() d;
     result := result || jsonb_build_object('incidents_opened', n);
+    result := result || secpolicy.maintain_protection();
     UPDATE secpolicy.maintenance_state SET last_run_at = now();
     RETURN result;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.maintain() IS
-    'Periodic housekeeping (run every few minutes): partitions, retention, session expiry, token clean-up, attack detection.';
+    'Periodic housekeeping (run every few minutes): partitions, report rollups, retention, session expiry, token clean-up, attack detection.';
 REVOKE ALL ON FUNCTION secpolicy.maintain() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.maintain() TO secpolicy_admin;
 

@@ -170,6 +170,18 @@ BEGIN
                (SELECT count(*) FROM secpolicy.totp_credentials t
                  WHERE t.sealed_secret IS NOT NULL AND secpolicy.sealed_key_id(t.sealed_secret) = key)
         UNION ALL
+        -- protected columns (93_protected_columns.sql): every stored value
+        -- encrypted under the current key, and the trigger on
+        SELECT 'Data is encrypted in every database (protected columns)',
+               format('%s protected columns, %s still being encrypted or resealed',
+                      (SELECT count(*) FROM secpolicy.protected_columns),
+                      (SELECT count(*) FROM secpolicy.protected_columns c WHERE c.state <> 'protected')),
+               'every protected column encrypted under the current key, its trigger enabled',
+               key IS NOT NULL,
+               (SELECT count(*) FROM secpolicy.protection_status),
+               (SELECT count(*) FROM secpolicy.protection_status s
+                 WHERE s.state = 'protected' AND s.key_id = key AND s.trigger_enabled)
+        UNION ALL
         SELECT 'The audit trail is complete and tamper-evident',
                CASE WHEN chain.intact THEN 'hash chain intact' ELSE format('chain broken at row %s', chain.first_broken_id) END,
                'hash chain intact', chain.intact,

@@ -92,7 +92,26 @@ AS $$
         ('audit_head', 'node', NULL),
         ('dummy_hash', 'node', NULL),
         ('reset_decoys', 'node', NULL),
-        ('maintenance_state', 'node', NULL);
+        ('maintenance_state', 'node', NULL),
+        -- the report rollups: unbuilt on a distributed installation (the
+        -- reports read the distributed log; see refresh_rollups())
+        ('rollup_state', 'node', NULL),
+        ('rollup_hourly', 'node', NULL),
+        ('rollup_outcomes', 'node', NULL),
+        ('rollup_daily', 'node', NULL),
+        ('rollup_day_keys', 'node', NULL),
+        ('rollup_user_windows', 'node', NULL),
+        ('rollup_source_names', 'node', NULL),
+        -- protected columns of the node's own application tables (their oids
+        -- are the node's), their grants, and the disclosures made on the node
+        ('protected_columns', 'node', NULL),
+        ('reveal_grants', 'node', NULL),
+        ('disclosure_log', 'node', NULL),
+        -- the database roles of the node's own cluster
+        ('role_links', 'node', NULL),
+        ('role_password_history', 'node', NULL),
+        ('role_state', 'node', NULL),
+        ('database_access', 'node', NULL);
 $$;
 COMMENT ON FUNCTION secpolicy.citus_table_plan() IS
     'Where distribute() puts each table: reference (a copy on every node), distributed (by the column, co-located with users) or node (each node its own, not a Citus table).';
@@ -159,12 +178,15 @@ BEGIN
             'The distribution key (distributed installations only): the account''s user id, else the account key of the name typed, else of the flow''s token.';
         changes := changes || 'login_attempts.account_key'::text;
     END IF;
-    UPDATE secpolicy.login_attempts a
-       SET account_key = coalesce(a.user_id, secpolicy.account_key(a.username))
-     WHERE a.account_key IS NULL;
-
-    UPDATE secpolicy.unknown_user_failures f SET account_key = secpolicy.account_key(f.username_key)
-     WHERE f.account_key IS NULL;
+    IF NOT secpolicy.distributed() THEN
+        -- the keys of the rows there are (once distributed, Citus refuses
+        -- any statement changing a distribution column, and none is NULL)
+        UPDATE secpolicy.login_attempts a
+           SET account_key = coalesce(a.user_id, secpolicy.account_key(a.username))
+         WHERE a.account_key IS NULL;
+        UPDATE secpolicy.unknown_user_failures f SET account_key = secpolicy.account_key(f.username_key)
+         WHERE f.account_key IS NULL;
+    END IF;
     IF (SELECT array_agg(a.attname::text ORDER BY k.n)
           FROM pg_constraint c, unnest(c.conkey) WITH ORDINALITY k(attnum, n)
           JOIN pg_attribute a ON a.attrelid = 'secpolicy.unknown_user_failures'::regclass AND a.attnum = k.attnum
@@ -174,6 +196,20 @@ BEGIN
             DROP CONSTRAINT unknown_user_failures_pkey,
             ADD CONSTRAINT unknown_user_failures_pkey PRIMARY KEY (account_key, username_key);
         changes := changes || 'unknown_user_failures_pkey'::text;
+    END IF;
+
+    -- the node's own tables cannot refer to distributed ones (their local
+    -- copies are emptied): links of database roles and access windows keep
+    -- their account's id without a foreign key
+    IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'role_links_user_id_fkey'
+                  AND conrelid = 'secpolicy.role_links'::regclass) THEN
+        ALTER TABLE secpolicy.role_links DROP CONSTRAINT role_links_user_id_fkey;
+        changes := changes || 'role_links_user_id_fkey'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'database_access_user_id_session_id_fkey'
+                  AND conrelid = 'secpolicy.database_access'::regclass) THEN
+        ALTER TABLE secpolicy.database_access DROP CONSTRAINT database_access_user_id_session_id_fkey;
+        changes := changes || 'database_access_user_id_session_id_fkey'::text;
     END IF;
 
     IF to_regclass('secpolicy.users_username_key') IS NOT NULL THEN
@@ -209,7 +245,7 @@ REVOKE ALL ON FUNCTION secpolicy.citus_prepare_node() FROM PUBLIC;
 -- superuser, after the workers are added (and again after adding a node:
 -- it is idempotent).  Returns what it did.
 CREATE FUNCTION secpolicy.distribute(shard_count integer DEFAULT NULL) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET client_min_messages = warning
 AS $$
 DECLARE
     t record;
@@ -290,8 +326,21 @@ BEGIN
     END LOOP;
     prepared := prepared || jsonb_build_object('node', 'coordinator', 'result', secpolicy.citus_prepare_node());
 
+    -- the rollups of a single node are forgotten: the reports read the log
+    UPDATE secpolicy.rollup_state SET built = false;
+    DELETE FROM secpolicy.rollup_hourly;
+    DELETE FROM secpolicy.rollup_outcomes;
+    DELETE FROM secpolicy.rollup_daily;
+    DELETE FROM secpolicy.rollup_day_keys;
+    DELETE FROM secpolicy.rollup_user_windows;
+    DELETE FROM secpolicy.rollup_source_names;
+
     -- the triggers are safe to keep on the shards (see the head of this part)
     SET LOCAL citus.enable_unsafe_triggers = on;
+    -- a reference table that a table yet to be distributed refers to stays a
+    -- reference table (Citus would otherwise turn every table of the key
+    -- graph into a local Citus table, which the extension's views forbid)
+    SET LOCAL citus.enable_local_reference_table_foreign_keys = off;
     IF shard_count IS NOT NULL THEN
         EXECUTE format('SET LOCAL citus.shard_count = %s', shard_count);
     END IF;
@@ -310,6 +359,14 @@ BEGIN
         END IF;
         done := done || to_jsonb(t.table_name);
     END LOOP;
+    -- the local copy of the rows Citus moved to the shards is removed, once
+    -- no local table refers to them (no trigger fires: the guards of the
+    -- policy refuse a TRUNCATE)
+    SET LOCAL session_replication_role = replica;
+    FOR t IN SELECT x.t AS table_name FROM jsonb_array_elements_text(done) x(t) LOOP
+        EXECUTE 'SELECT pg_catalog.truncate_local_data_after_distributing_table($1)' USING 'secpolicy.' || t.table_name;
+    END LOOP;
+    SET LOCAL session_replication_role = origin;
 
     FOR f IN SELECT * FROM secpolicy.citus_function_plan() LOOP
         EXECUTE 'SELECT pg_catalog.create_distributed_function($1::regprocedure, $2, colocate_with => $3, force_delegation => true)'

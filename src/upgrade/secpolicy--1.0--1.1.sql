@@ -84,3 +84,31 @@ ALTER TABLE secpolicy.audit_log
 -- mark_credentials_due() change language, which replay does.)
 ALTER TABLE secpolicy.unknown_user_failures ADD COLUMN account_key bigint;
 DROP FUNCTION secpolicy.record_attempt(bigint, text, inet, text, boolean, text, text);
+
+-- Report rollups (src/sql/89_rollups.sql): every attempt row records the
+-- transaction that logged it, which is how a refresh tells the rows it has
+-- not counted yet.  Rows logged by 1.0 keep NULL: they are counted by the
+-- first build, below.  (A new column of a 1.0 table: replay cannot add it.)
+ALTER TABLE secpolicy.login_attempts ADD COLUMN logged_xid xid8;
+ALTER TABLE secpolicy.login_attempts ALTER COLUMN logged_xid SET DEFAULT pg_catalog.pg_current_xact_id();
+
+-- @after-replay
+-- Report rollups: the daily partitions of 1.0 get the logged_xid index, and
+-- the rollups are built from the existing log (a data migration).
+SELECT secpolicy.index_attempt_partition(i.inhrelid::regclass)
+  FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'secpolicy.login_attempts'::regclass;
+SELECT secpolicy.refresh_rollups();
+
+-- @before-replay
+-- Protected columns (issue 11): the retention of the disclosure log is a new
+-- setting of the policy row, which 1.0 has (replay cannot add a column).
+ALTER TABLE secpolicy.policy ADD COLUMN disclosure_retention interval DEFAULT '400 days'
+    CHECK (disclosure_retention >= interval '1 day' AND disclosure_retention <= interval '100 years');
+
+-- Database roles under the policy: two settings at the end of the policy row
+-- (the longest access window, and when a login role counts as dormant).
+ALTER TABLE secpolicy.policy
+    ADD COLUMN max_database_access interval NOT NULL DEFAULT '12 hours'
+        CHECK (max_database_access > interval '0' AND max_database_access <= interval '7 days'),
+    ADD COLUMN dormant_role_after interval DEFAULT '90 days'
+        CHECK (dormant_role_after >= interval '1 day' AND dormant_role_after <= interval '100 years');

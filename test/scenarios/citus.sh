@@ -101,7 +101,8 @@ VERIFY='secpolicy.verify_password(text,text)'
 createdb "$sdb" 2>/dev/null
 q "CREATE EXTENSION secpolicy" "$sdb" >/dev/null
 is "$(qs "SELECT secpolicy.distribute()" "$sdb")" 55000 "without Citus in the database, distribute() raises 55000"
-ok "$(psql -X -q -At -d "$sdb" -c "SELECT secpolicy.distribute()" 2>&1 | grep -q 'Citus is not installed' && echo 1)" \
+msg=$(psql -X -q -At -d "$sdb" -c "SELECT secpolicy.distribute()" 2>&1)
+ok "$(grep -q 'Citus is not installed' <<<"$msg" && echo 1)" \
    "... saying that Citus is not installed"
 
 # --- 2. distribute() -------------------------------------------------------------
@@ -110,14 +111,15 @@ q "CREATE EXTENSION secpolicy;
 is "$(q "SELECT jsonb_array_length(r->'distributed') || ' tables, ' || (r->>'functions') || ' functions'
            FROM secpolicy.distribute() r")" "15 tables, 13 functions" "distribute() distributes 15 tables and 13 functions"
 PLANNED="SELECT 'secpolicy.' || table_name FROM secpolicy.citus_table_plan()"
+# (pg_dist_partition: the view citus_tables leaves out the tables of extensions)
 is "$(q "SELECT string_agg(t || ':' || n, ', ' ORDER BY t) || '; colocation groups: '
-                || (SELECT count(DISTINCT colocation_id) FROM citus_tables
-                     WHERE citus_table_type = 'distributed' AND table_name::text IN ($PLANNED))
-           FROM (SELECT citus_table_type t, count(*) n FROM citus_tables
-                  WHERE table_name::text IN ($PLANNED) GROUP BY 1) s")" \
+                || (SELECT count(DISTINCT colocationid) FROM pg_dist_partition
+                     WHERE partmethod = 'h' AND logicalrelid::text IN ($PLANNED))
+           FROM (SELECT CASE partmethod WHEN 'h' THEN 'distributed' WHEN 'n' THEN 'reference' END t, count(*) n
+                   FROM pg_dist_partition WHERE logicalrelid::text IN ($PLANNED) GROUP BY 1) s")" \
    "distributed:11, reference:4; colocation groups: 1" \
    "4 reference tables and 11 distributed ones, all co-located"
-is "$(q "SELECT count(*) FROM citus_tables WHERE table_name::text IN
+is "$(q "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text IN
            (SELECT 'secpolicy.' || table_name FROM secpolicy.citus_table_plan() WHERE placement = 'node')")" 0 \
    "the audit log (and what else each node keeps for itself) is no Citus table"
 is "$(q "SELECT count(*) FROM pg_dist_object o JOIN secpolicy.citus_function_plan() f ON f.function_name = o.objid
@@ -130,7 +132,7 @@ is "$(qn "$W1" "SELECT count(*) FROM pg_attribute WHERE attrelid = 'secpolicy.lo
 
 # --- 3. accounts ------------------------------------------------------------------
 q "SELECT secpolicy.create_user('u' || lpad(g::text, 2, '0'), '$PW') FROM generate_series(1, 12) g" >/dev/null
-is "$(q "SELECT count(*) || ' ' || bool_and(id = secpolicy.account_key(username)) FROM secpolicy.users")" "12 t" \
+is "$(q "SELECT count(*) || ' ' || bool_and(id = secpolicy.account_key(username)) FROM secpolicy.users")" "12 true" \
    "every user id is the account key of the username"
 declare -A NODE
 for u in $(q "SELECT username FROM secpolicy.users ORDER BY username"); do
@@ -210,14 +212,15 @@ is "$(qn "$(node_of "secpolicy.account_key('rolly')")" "SELECT active FROM secpo
 
 # --- 7. second factor --------------------------------------------------------------
 q "SELECT secpolicy.create_user('mfa', '$PW')" >/dev/null
-enrol=$(q "WITH l AS (SELECT session_token FROM secpolicy.login('mfa', '$PW')),
-                e AS (SELECT e.secret, l.session_token FROM l, secpolicy.totp_enroll(l.session_token) e)
-           SELECT c.status || ' ' || cardinality(c.recovery_codes) || ' ' || e.secret || ' ' || c.recovery_codes[1]
-             FROM e, secpolicy.totp_confirm(e.session_token, secpolicy.totp_code(e.secret)) c")
-read -r st ncodes secret rc <<<"$enrol"
+# one flow per statement, as an application calls them (each runs on the worker)
+mtok=$(q "SELECT session_token FROM secpolicy.login('mfa', '$PW')")
+secret=$(q "SELECT secret FROM secpolicy.totp_enroll('$mtok')")
+code=$(q "SELECT secpolicy.totp_code('$secret')")
+read -r st ncodes rc <<<"$(q "SELECT status || ' ' || cardinality(recovery_codes) || ' ' || recovery_codes[1]
+                               FROM secpolicy.totp_confirm('$mtok', '$code')")"
 is "$st $ncodes" "ok 10" "a second factor is enrolled through the coordinator (10 recovery codes)"
 code=$(q "SELECT secpolicy.totp_code('$secret', now() + interval '30 seconds')")
-mfa() { q "SELECT v.status FROM secpolicy.login('mfa', '$PW') l, secpolicy.verify_mfa(l.challenge_token, '$1') v"; }
+mfa() { q "SELECT status FROM secpolicy.verify_mfa('$(q "SELECT challenge_token FROM secpolicy.login('mfa', '$PW')")', '$1')"; }
 is "$(mfa "$code"),$(mfa "$code")" "ok,invalid_code" "a TOTP code is accepted once"
 is "$(mfa "$rc"),$(mfa "$rc")" "ok,invalid_code" "a recovery code is accepted once"
 is "$(q "SELECT count(*) FROM secpolicy.login_attempts WHERE username = 'mfa' AND stage = 'mfa' AND outcome = 'replayed_code'")" 1 \
@@ -227,7 +230,7 @@ is "$(q "SELECT count(*) FROM secpolicy.login_attempts WHERE username = 'mfa' AN
 tok=$(q "SELECT session_token FROM secpolicy.login('u01', '$PW')")
 key=$(q "SELECT secpolicy.account_key('u01')")
 ok "$([[ $tok =~ ^sps_[A-Za-z0-9_-]{43}\.$key$ ]] && echo 1)" "a session token names its account: sps_<43>.<key>" "$tok"
-is "$(q "SELECT status || ' ' || (user_id = $key) FROM secpolicy.session_touch('$tok')")" "active t" \
+is "$(q "SELECT status || ' ' || (user_id = $key) FROM secpolicy.session_touch('$tok')")" "active true" \
    "session_touch() through the coordinator: active"
 is "$(q "SELECT count(*) FILTER (WHERE current) FROM secpolicy.list_sessions('$tok')"),$(q "SELECT secpolicy.logout('$tok')"),$(q "SELECT status FROM secpolicy.session_touch('$tok')")" \
    "1,t,revoked" "list_sessions, logout, and the session is revoked"
@@ -261,15 +264,15 @@ for i in $(seq -w 1 10); do q "SELECT status FROM secpolicy.login('spray$i', 'Su
 is "$(q "SELECT string_agg(kind || ':' || subject, ',') FROM secpolicy.detect_attacks()
           WHERE new_incident AND kind = 'password_spraying'")" \
    "password_spraying:10.9.9.9" "detect_attacks() finds the spraying source over every worker's attempts"
-is "$(q "SELECT (r->'nodes_unreachable')::text || ' ' || (r ? 'partitions_created') FROM secpolicy.maintain() r")" "[] t" \
+is "$(q "SELECT (r->'nodes_unreachable')::text || ' ' || (r ? 'partitions_created') FROM secpolicy.maintain() r")" "[] true" \
    "maintain() runs from the coordinator and reaches every worker"
 is "$(q "SELECT intact FROM secpolicy.verify_audit_chain()") $(q "SELECT count(*) || ' ' || bool_and(intact) || ' ' || bool_and(rows_chained > 0) FROM secpolicy.audit_chains()")" \
-   "t 3 t t" "verify_audit_chain() from the coordinator: three chains, each intact"
+   "t 3 true true" "verify_audit_chain() from the coordinator: three chains, each intact"
 qn "$W1" "ALTER TABLE secpolicy.audit_log DISABLE TRIGGER audit_append_only;
           UPDATE secpolicy.audit_log SET reason = 'tampered' WHERE id = (SELECT min(id) FROM secpolicy.audit_log WHERE row_hash IS NOT NULL);
           ALTER TABLE secpolicy.audit_log ENABLE TRIGGER audit_append_only" >/dev/null
 is "$(q "SELECT intact FROM secpolicy.verify_audit_chain()") $(q "SELECT node || ':' || intact FROM secpolicy.audit_chains() WHERE NOT intact")" \
-   "f 127.0.0.1:$W1:f" "a row edited on a worker breaks that worker's chain, found from the coordinator"
+   "f 127.0.0.1:$W1:false" "a row edited on a worker breaks that worker's chain, found from the coordinator"
 
 # --- 11. reports: distributed = single node on the same data --------------------
 q "CREATE EXTENSION secpolicy" "$rdb" >/dev/null
@@ -277,7 +280,8 @@ q "SELECT secpolicy.distribute()" "$rdb" >/dev/null
 T0=$(q "SELECT now()")
 H=$(q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192; SELECT secpolicy.hash_password('Generated-Pass-1!')" "$sdb" | tail -1)
 gen() {   # gen DB EXTRA_COLUMN EXTRA_VALUE: the same accounts, sessions, grants and attempts
-    q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
+    q "UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192, detection_window = '7 days',
+                                   spray_min_accounts = 3, stuffing_min_sources = 2, brute_force_min_failures = 3;
        INSERT INTO secpolicy.users (id, username, password_hash, password_changed_at, failed_attempts, reset_required,
                                     disabled_at, last_login_at, created_at)
        SELECT secpolicy.account_key('user' || g), 'user' || g, '$H', '$T0'::timestamptz - (g % 200) * interval '1 day',
@@ -339,10 +343,18 @@ else
 fi
 
 # --- 13. a worker restarts ---------------------------------------------------------
-w2_user=$(echo "$on_w2" | grep -v '^u0[1-4]$' | head -1)
-w2_locked=$(echo "$on_w2" | grep -v '^u0[1-4]$' | sed -n 2p)
-w1_user=$(echo "$on_w1" | grep -v '^u0[1-4]$' | head -1)
-[ -n "$w2_locked" ] || w2_locked=$w2_user
+# names whose accounts lie on a worker: placed PORT N
+placed() {
+    local i=0 found=()
+    while [ ${#found[@]} -lt "$2" ] && [ $i -lt 500 ]; do
+        i=$((i + 1))
+        [ "$(node_of "secpolicy.account_key('restart$i')")" = "$1" ] && found+=("restart$i")
+    done
+    echo "${found[@]}"
+}
+read -r w2_user w2_locked <<<"$(placed "$W2" 2)"
+w1_user=$(placed "$W1" 1)
+for u in "$w2_user" "$w2_locked" "$w1_user"; do q "SELECT secpolicy.create_user('$u', '$PW')" >/dev/null; done
 for i in 1 2 3 4 5; do q "SELECT status FROM secpolicy.login('$w2_locked', 'Wrong-Guess-$i!')" >/dev/null; done
 sp_citus_node_stop 2 immediate
 is "$(q "SELECT status FROM secpolicy.login('$w1_user', '$PW')")" ok "with worker 2 down, an account of worker 1 logs in"

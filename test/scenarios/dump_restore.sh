@@ -11,7 +11,10 @@
 #     partitions made by create_attempt_partitions(2) (tables attached to an
 #     extension-owned parent) and in the default partition;
 #   - the sequences (new rows in the copy get fresh ids);
-#   - the failure counter of an unknown username at the limit.
+#   - the failure counter of an unknown username at the limit;
+#   - protected columns: the register, the reveal grants and the disclosure
+#     log (in its default partition) of an application table whose column is
+#     protected (test/scenarios/protected_dump.sh covers that table itself).
 # pg_restore must run without errors, also as one transaction (a restore that
 # only "works" with errors ignored fails under --single-transaction).
 # Then the restored database works: the old password logs in unchanged,
@@ -37,16 +40,26 @@ qd() { q "$1" "$dst"; }
 fingerprint() { echo "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '-') FROM ($1) t"; }
 TABLES=(policy password_blocklist users password_history unknown_user_failures audit_log login_attempts
         sessions totp_credentials recovery_codes mfa_challenges password_resets user_access
-        shared_credentials shared_credential_holders incidents)
+        shared_credentials shared_credential_holders incidents protected_columns reveal_grants disclosure_log
+        role_state role_password_history role_links database_access)
 SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_seq sessions_id_seq
       recovery_codes_id_seq mfa_challenges_id_seq password_resets_id_seq shared_credentials_id_seq
-      incidents_id_seq)
+      incidents_id_seq protected_columns_id_seq disclosure_log_id_seq role_password_history_id_seq database_access_id_seq)
 # not dumped: the dummy hash (made anew by CREATE EXTENSION), the audit chain's
-# lock row, maintain()'s progress (recomputed) and the decoy rows of reset
-# requests for unknown accounts (nothing reads them)
-NOT_DUMPED=audit_head,dummy_hash,maintenance_state,reset_decoys
+# lock row, maintain()'s progress (recomputed), the decoy rows of reset requests
+# for unknown accounts (nothing reads them), and the report rollups: their
+# watermark names transactions of the dumped cluster, which mean nothing in
+# another, so a restored database starts with rollups not built (the reports
+# read the log) and the first maintain() builds them from the restored log
+NOT_DUMPED=audit_head,dummy_hash,maintenance_state,reset_decoys,rollup_daily,rollup_day_keys,rollup_hourly,rollup_outcomes,rollup_source_names,rollup_state,rollup_user_windows
+# the reports, as one digest
+REPORTS="SELECT md5(concat_ws('|', (SELECT string_agg(d::text, ',' ORDER BY d.day) FROM secpolicy.failed_logins_daily d),
+                  (SELECT string_agg(r::text, ',' ORDER BY r.bucket_start)
+                     FROM secpolicy.failed_login_report(current_date - 45, current_date + 2, '1 day') r),
+                  (SELECT string_agg(u::text, ',' ORDER BY u::text) FROM secpolicy.failed_logins_by_user u),
+                  (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.failed_logins_by_source s)))"
 
-plan 39
+plan 49
 
 setup_db "$src"
 
@@ -84,21 +97,43 @@ setup+=,$(qs "SELECT secpolicy.add_shared_credential('vendor-portal') > 0;
               SELECT secpolicy.open_incident('phishing', 'high', 'phishing mail', NULL, ARRAY['alice']) > 0;
               SELECT length(secpolicy.request_password_reset('bob'));
               SELECT status FROM secpolicy.login('carol', '$PC');" | paste -sd,)
+setup+=,$(qs "CREATE TABLE public.contacts (id integer PRIMARY KEY, email text);
+              INSERT INTO public.contacts VALUES (1, 'dump-contact@example.com');
+              SELECT secpolicy.protect_column('public.contacts', 'email', 'contacts.read') IS NOT NULL;
+              SELECT secpolicy.protect_batch('public.contacts', 'email') + secpolicy.protect_batch('public.contacts', 'email');
+              SELECT secpolicy.grant_reveal('postgres', 'contacts.read');
+              SELECT secpolicy.reveal('public.contacts', 'email', email) FROM public.contacts;" | paste -sd,)
+# the state of a database role as the role policy keeps it (written directly:
+# this cluster does not preload the library): counters and lock, password
+# history, a link to alice and an access window of her live session
+qs "INSERT INTO secpolicy.role_state (role_name, failed_attempts, locked_at, last_login_addr)
+    VALUES ('scen_dump_role', 5, now(), '10.0.3.1');
+    INSERT INTO secpolicy.role_password_history (role_name, password_hash)
+    VALUES ('scen_dump_role', secpolicy.hash_password('Role-History!1x'));
+    INSERT INTO secpolicy.role_links (user_id, role_name) SELECT id, 'scen_dump_role' FROM secpolicy.users WHERE username = 'alice';
+    INSERT INTO secpolicy.database_access (user_id, session_id, role_name, expires_at, client_addr)
+    SELECT s.user_id, s.id, 'scen_dump_role', now() + interval '1 hour', '10.0.3.0/24' FROM secpolicy.sessions s
+     WHERE s.token_digest = secpolicy.token_digest('$tok_alice')" >/dev/null
 qs "INSERT INTO secpolicy.login_attempts (attempted_at, username, client_addr, success, outcome)
     VALUES (now() - interval '40 days', 'old-row', '10.9.9.9', false, 'invalid_password'),
            (now() + interval '1 day', 'future-row', '10.9.9.8', false, 'invalid_password')" >/dev/null
-is "$setup,$([ -n "$recovery" ] && echo enrolled)" "3,4,ok,ok,t,t,t,t,t,47,mfa_required,enrolled" \
-   "source: policy edited, 3 partitions, 4 users, history, lockout, sessions, TOTP, grant, disable, shared credential, incident, reset token, challenge"
+is "$setup,$([ -n "$recovery" ] && echo enrolled)" "3,4,ok,ok,t,t,t,t,t,47,mfa_required,t,1,t,dump-contact@example.com,enrolled" \
+   "source: policy edited, 3 partitions, 4 users, history, lockout, sessions, TOTP, grant, disable, shared credential, incident, reset token, challenge, a protected column revealed"
 is "$(qs "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
            WHERE c.relnamespace = 'secpolicy'::regnamespace AND c.relkind = 'r' AND NOT c.relispartition
              AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'secpolicy')::oid[])")" \
    "$NOT_DUMPED" "every table is registered for pg_dump, but for the four that hold nothing to keep"
 is "$(qs "SELECT string_agg(n, ',' ORDER BY n) FROM (
-             SELECT CASE WHEN c.relispartition THEN 'login_attempts' ELSE c.relname::text END AS n
+             SELECT CASE WHEN c.relispartition
+                         THEN (SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+                                WHERE i.inhrelid = c.oid)
+                         ELSE c.relname::text END AS n
                FROM pg_extension e, unnest(e.extconfig) x JOIN pg_class c ON c.oid = x
               WHERE e.extname = 'secpolicy' AND c.relkind = 'r') t")" \
    "$(printf '%s\n' "${TABLES[@]}" | sort | paste -sd,)" "the scenario fingerprints every dumped table"
 
+qs "SELECT secpolicy.maintain()" >/dev/null
+reports_src=$(qs "$REPORTS")
 declare -A before
 for t in "${TABLES[@]}"; do before[$t]=$(qs "$(fingerprint "SELECT * FROM secpolicy.$t")"); done
 parts_src=$(qs "SELECT string_agg(c.relname || '=' || (SELECT count(*) FROM secpolicy.login_attempts a
@@ -118,11 +153,12 @@ pg_restore -f "$work/dump.sql" "$work/dump"
 key_hex=$(tr -d ' \n' <"${SP_KEY_FILE:-/dev/null}" | tr 'A-F' 'a-f')   # empty (a failure) without scripts/test
 key_b64=$(perl -e 'print pack("H*", $ARGV[0])' "$key_hex" | base64 -w0)
 leaks=()
-for needle in "$key_hex" "$key_b64" "$totp_secret" "$recovery" "${recovery//-/}" "${tok_alice#sps_}" "$P3" "$PC"; do
+for needle in "$key_hex" "$key_b64" "$totp_secret" "$recovery" "${recovery//-/}" "${tok_alice#sps_}" "$P3" "$PC" \
+              dump-contact@example.com; do
     [ -n "$needle" ] || { leaks+=("(an empty needle)"); continue; }
     grep -qiF -- "$needle" "$work/dump.sql" && leaks+=("${needle:0:6}...")
 done
-is "${#leaks[@]}" 0 "the dump holds no key, secret, recovery code, session token or password in clear (${leaks[*]:-none})"
+is "${#leaks[@]}" 0 "the dump holds no key, secret, recovery code, session token, password or protected value in clear (${leaks[*]:-none})"
 createdb "$dst"
 if pg_restore -d "$dst" "$work/dump" 2>"$work/restore.err" && [ ! -s "$work/restore.err" ]; then
     pass "pg_restore into a new database, without errors or warnings"
@@ -155,6 +191,12 @@ is "$(for s in "${SEQS[@]}"; do qd "SELECT last_value FROM secpolicy.$s"; done |
    "sequences restored"
 is "$(qd "SELECT intact, rows_checked, head_hash FROM secpolicy.verify_audit_chain()")" "$chain_src" \
    "audit chain intact, same length and head"
+
+is "$(qd "SELECT built FROM secpolicy.rollup_state")|$(qd "$REPORTS")" "f|$reports_src" \
+   "the copy's rollups are not built yet, and its reports (read from the log) equal the source's"
+is "$(qd "SELECT (secpolicy.maintain())->>'rollup_rows_counted'")" "$(qd "SELECT count(*) FROM secpolicy.login_attempts")" \
+   "the first maintain() builds them from every restored row"
+is "$(qd "$REPORTS")" "$reports_src" "and the reports, now from the rollups, still equal the source's"
 
 # --- the copy works -----------------------------------------------------------
 hash_before=$(qd "SELECT password_hash FROM secpolicy.users WHERE username = 'alice'")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2154  # $db, $out and $BARRIER are set by the scenario
+# shellcheck disable=SC2154  # $db, $out, $work, $RUN and $BARRIER are set by the scenario
 # Shared by the scenarios (test/scenarios/*.sh): TAP output, a psql wrapper,
 # the scenario database, clean-up on exit and the controller session that
 # holds other connections back.  Source it from a scenario:
@@ -17,8 +17,13 @@
 # SQL:      q SQL [DB] (database $db by default; stderr is merged into the output).
 # Database: setup_db [DB] creates it with CREATE EXTENSION secpolicy, or bails
 #           out; it is dropped on exit (drop_db_on_exit DB for others).
+#           setup_sql SQL runs set-up that no assertion checks, or bails out.
 # Clean-up: at_exit 'COMMAND' (eval'ed on exit, the last registered first).
-# Log:      log_offset; log_since OFFSET (the cluster's server log).
+# Log:      log_offset; log_since OFFSET (the cluster's server log);
+#           found_in_log OFFSET STRING... (scratch file in $work);
+#           alter_system SETTING... (ALTER SYSTEM and reload); sec TAG and
+#           needle TAG (a distinctive password with $RUN in it, and the part
+#           to grep for).
 # Control:  ctl_open SQL / ctl_close SQL: a controller session (a coprocess)
 #           that takes a lock and keeps it until closed; wait_for SQL VALUE
 #           [SECONDS]; barrier_hold / barrier_release N: the advisory-lock
@@ -87,6 +92,16 @@ setup_db() {
     fi
 }
 
+# setup_sql SQL: run SQL in $db, printing nothing; a TAP "Bail out!" (with
+# the first line of the error) and exit 1 when it fails.
+setup_sql() {
+    local r
+    if ! r=$(q "$1"); then
+        echo "Bail out! set-up failed: $(head -1 <<<"$r")"
+        exit 1
+    fi
+}
+
 scen_on_exit() {
     local rc=$? i
     if [ -n "${CTL_PID:-}" ]; then kill "$CTL_PID" 2>/dev/null || true; fi
@@ -103,6 +118,25 @@ trap scen_on_exit EXIT
 log_offset() { stat -c %s "$SP_TMP/server.log"; }
 # What was written to it since byte offset $1.
 log_since() { tail -c +"$(($1 + 1))" "$SP_TMP/server.log"; }
+# Which of the strings $2... occur in it since offset $1 (space-separated).
+found_in_log() {
+    local off=$1 s hits=(); shift
+    log_since "$off" >"$work/region"
+    for s in "$@"; do grep -qF -- "$s" "$work/region" && hits+=("$s"); done
+    echo "${hits[*]:-}"
+}
+# ALTER SYSTEM each argument (one statement per -c: it cannot run in a
+# transaction block), then reload.
+alter_system() {
+    local args=() s
+    for s in "$@"; do args+=(-c "ALTER SYSTEM $s"); done
+    psql -X -q -d postgres "${args[@]}" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 0.3
+}
+# A distinctive password (policy-compliant, unique to the run) and the part
+# of it to grep for.
+sec() { printf 'Zq%s%sVx!7' "$1" "$RUN"; }
+needle() { printf 'Zq%s%sVx' "$1" "$RUN"; }
 
 # ---- the controller session and the barrier ---------------------------------
 

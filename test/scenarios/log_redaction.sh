@@ -29,7 +29,8 @@
 # PREPARE/EXECUTE, bind parameters in the CONTEXT of an error
 # (log_parameter_max_length_on_error), a plaintext written to an application
 # table guarded by password_policy_trigger (accepted, and rejected with an
-# error), unqualified calls of functions missing from the hook's name list,
+# error), personal data written to protected columns (INSERT, UPDATE, COPY,
+# prepared; a column protected by another session meanwhile), unqualified calls of functions missing from the hook's name list,
 # and debug_print_parse output.
 # Environment (scripts/test): PGHOST/PGPORT/PGUSER, SP_TMP, PGBIN,
 # SP_SERVER_OPTS; pgbench in $PGBIN.
@@ -48,14 +49,6 @@ RUN=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 LOG_SETTINGS=(log_statement log_min_duration_statement log_min_error_statement
               log_parameter_max_length log_parameter_max_length_on_error)
 
-# ALTER SYSTEM (one statement per -c: it cannot run in a transaction block), then reload.
-alter_system() {
-    local args=() s
-    for s in "$@"; do args+=(-c "ALTER SYSTEM $s"); done
-    psql -X -q -d postgres "${args[@]}" -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.3
-}
-
 # Run on exit, before the database is dropped: the server as scripts/test started it.
 cleanup() {
     local s resets=()
@@ -65,19 +58,9 @@ cleanup() {
     wait 2>/dev/null
 }
 
-# A distinctive password (policy-compliant) and the part of it we grep for.
-sec() { printf 'Zq%s%sVx!7' "$1" "$RUN"; }
-needle() { printf 'Zq%s%sVx' "$1" "$RUN"; }
 # A distinctive base32 TOTP secret.
 b32() { head -c 20 /dev/urandom | base32 | tr -d '=\n'; }
 
-# Which of the given strings occur in the log since offset $1 (space-separated).
-found_in_log() {
-    local off=$1 s hits=(); shift
-    log_since "$off" >"$work/region"
-    for s in "$@"; do grep -qF -- "$s" "$work/region" && hits+=("$s"); done
-    echo "${hits[*]:-}"
-}
 marks_since() { log_since "$1" | grep -cF -- "$MARK"; }
 # Login attempts recorded with user agent $1 (proves the statements ran).
 attempts() { q "SELECT count(*) FROM secpolicy.login_attempts WHERE user_agent = '$1'"; }
@@ -137,7 +120,7 @@ extended_conn() {
                  "$RESET_TOKEN2" "$(needle "${r}e5$3")" "$(needle "${r}e6$3")")
 }
 
-plan 31
+plan 34
 
 if ! [ -x "$PGBENCH" ]; then
     echo "Bail out! pgbench not found at $PGBENCH"
@@ -293,11 +276,9 @@ sleep 0.2
 is "$(log_since "$off" | grep -c 'canceling statement due to lock timeout')|$(found_in_log "$off" "$(needle b2)")" "1|" \
    "an error raised inside login (lock timeout): the bind parameters in its CONTEXT are not logged"
 
-# An application table guarded by password_policy_trigger, listed in
-# secpolicy.redact_tables (its log_statement line comes before the trigger runs).
-psql -X -q -d postgres -c "ALTER SYSTEM SET secpolicy.redact_tables = 'public.app_accounts'" \
-    -c "SELECT pg_reload_conf()" >/dev/null
-sleep 0.3
+# An application table guarded by password_policy_trigger: found by the log
+# filter without any setting (its log_statement line comes before the
+# trigger runs, so the filter must know the table beforehand).
 q "CREATE TABLE app_accounts (name text PRIMARY KEY, pw text);
    CREATE TRIGGER app_pw BEFORE INSERT OR UPDATE ON app_accounts
        FOR EACH ROW EXECUTE FUNCTION secpolicy.password_policy_trigger('pw', 'name');" >/dev/null
@@ -306,10 +287,43 @@ psql -X -q -d "$db" -c "INSERT INTO app_accounts VALUES ('appuser', '$(sec b3)')
 psql -X -q -d "$db" -c "INSERT INTO app_accounts VALUES ('appuser2', 'Zqweak${RUN}')" >/dev/null 2>&1
 sleep 0.2
 is "$(q "SELECT count(*) FROM app_accounts WHERE pw LIKE '\$argon2id\$%'")|$(found_in_log "$off" "$(needle b3)")" "1|" \
-   "a plaintext written to an application table under password_policy_trigger is not logged"
+   "a plaintext written to an application table under password_policy_trigger is not logged (no setting needed)"
 is "$(log_since "$off" | grep -c 'password does not meet the password policy')|$(found_in_log "$off" "Zqweak${RUN}")" "1|" \
    "a password that trigger rejects is not logged with the error's STATEMENT"
-psql -X -q -d postgres -c "ALTER SYSTEM RESET secpolicy.redact_tables" -c "SELECT pg_reload_conf()" >/dev/null
+
+# Personal data: the plaintext written to a protected column stays out of the
+# log (INSERT, UPDATE, COPY, a prepared INSERT and its bind parameters), also
+# in a session that began before the column was protected by another one, and
+# a statement on an unprotected table stays in the log as written.
+q "CREATE TABLE app_people (id integer PRIMARY KEY, email text, city text);
+   CREATE TABLE app_plain (id integer PRIMARY KEY, city text);
+   SELECT secpolicy.protect_column('app_people', 'email', 'people.read') IS NOT NULL;" >/dev/null
+pd1="pd1-${RUN}@example.com" pd2="pd2-${RUN}@example.com" pd3="pd3-${RUN}@example.com"
+pd4="pd4-${RUN}@example.com" pd5="pd5-${RUN}@example.com" pd6="pd6-${RUN}@example.com"
+off=$(log_offset)
+psql -X -q -d "$db" -c "INSERT INTO app_people VALUES (1, '$pd1', 'x')" \
+    -c "UPDATE app_people SET email = '$pd2' WHERE id = 1" >/dev/null
+printf '2\t%s\ty\n' "$pd3" | psql -X -q -d "$db" -c "COPY app_people FROM STDIN" >/dev/null
+"$PGBENCH" -n -t 1 -M prepared -f <(echo "INSERT INTO app_people VALUES (3, '$pd4', 'z')") "$db" >/dev/null 2>&1
+# a session that already read the list of guarded tables, then another protects one
+psql -X -q -d "$db" -c "INSERT INTO app_plain VALUES (1, 'plain-${RUN}')" \
+    -c "\\! psql -X -q -d $db -c \"SELECT secpolicy.protect_column('app_plain', 'city', 'people.read') IS NOT NULL\" >/dev/null" \
+    -c "INSERT INTO app_plain VALUES (2, '$pd5')" \
+    -c "UPDATE app_plain SET city = '$pd6' WHERE id = 1" >/dev/null
+sleep 0.2
+is "$(q "SELECT count(*) FROM app_people WHERE email LIKE '%${RUN}%'")|$(q "SELECT count(*) FROM app_plain WHERE city LIKE '%${RUN}%'")|$(found_in_log "$off" "$pd1" "$pd2" "$pd3" "$pd4" "$pd5" "$pd6")" "0|0|" \
+   "plaintext written to protected columns is stored encrypted and not logged (INSERT, UPDATE, COPY, prepared, after protect_column in another session)"
+ok "$([ "$(log_since "$off" | grep -c "plain-${RUN}")" -ge 1 ] && echo 1)" \
+   "a write to a table not yet protected is logged as written"
+# an application function whose body writes the protected table, called with a literal
+q "CREATE FUNCTION app_add_person(i integer, e text) RETURNS void LANGUAGE sql
+   AS \$f\$ INSERT INTO app_people VALUES (i, e, NULL) \$f\$" >/dev/null
+pd7="pd7-${RUN}@example.com"
+off=$(log_offset)
+psql -X -q -d "$db" -c "SELECT app_add_person(7, '$pd7')" >/dev/null
+sleep 0.2
+is "$(q "SELECT count(*) FROM app_people WHERE id = 7 AND email NOT LIKE '%${RUN}%'")|$(found_in_log "$off" "$pd7")|$([ "$(log_since "$off" | grep -c 'redacted by secpolicy')" -ge 1 ] && echo marked)" "1||marked" \
+   "a call of an application function that writes a protected table is redacted (its body is read)"
 
 # Unqualified calls (search_path) of functions that take a token or secret.
 tok=$(q "SELECT session_token FROM secpolicy.login('tokuser', '$(sec setup)')")

@@ -37,12 +37,6 @@ RUN=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 LOG_SETTINGS=(log_statement log_min_duration_statement log_min_error_statement
               log_parameter_max_length log_parameter_max_length_on_error secpolicy.redact_functions)
 
-alter_system() {
-    local args=() s
-    for s in "$@"; do args+=(-c "ALTER SYSTEM $s"); done
-    psql -X -q -d postgres "${args[@]}" -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.3
-}
 cleanup() {
     local s resets=()
     for s in "${LOG_SETTINGS[@]}"; do resets+=("RESET $s"); done
@@ -52,20 +46,10 @@ cleanup() {
     sp_cluster_restart >/dev/null 2>&1
     wait 2>/dev/null
 }
-# A distinctive (wrong) password and its greppable part.
-sec() { printf 'Zq%s%sVx!7' "$1" "$RUN"; }
-needle() { printf 'Zq%s%sVx' "$1" "$RUN"; }
-# The secrets among $2... found in the log since offset $1.
-found() {
-    local off=$1 s hits=(); shift
-    log_since "$off" >"$work/region"
-    for s in "$@"; do grep -qF -- "$s" "$work/region" && hits+=("$s"); done
-    echo "${hits[*]:-}"
-}
 # Login attempts recorded with user agent $1 (the statement ran).
 ran() { q "SELECT count(*) FROM secpolicy.login_attempts WHERE user_agent = '$1'"; }
 # "ran|leaked": the route ran once and logged no secret
-route() { local off=$1 tag=$2; shift 2; sleep 0.2; echo "$(ran "$tag")|$(found "$off" "$@")"; }
+route() { local off=$1 tag=$2; shift 2; sleep 0.2; echo "$(ran "$tag")|$(found_in_log "$off" "$@")"; }
 
 plan 21
 
@@ -119,7 +103,7 @@ psql -X -q -At -d "$db" -c "SET search_path = secpolicy" \
 is "$(route "$off" quoted-name "$(needle n1)")" "1|" "SELECT * FROM \"login\"(...) through search_path: not in the log"
 hash=$(q "SELECT password_hash FROM secpolicy.users WHERE username = 'bob'")
 off=$(log_offset)
-is "$(q "SET search_path = secpolicy, public; SELECT password_match('$(sec n2)', '$hash') IS NULL; SELECT secpolicy.password_match('$(sec n3)', '$hash') IS NULL" | paste -sd,)|$(found "$off" "$(needle n2)" "$(needle n3)")" \
+is "$(q "SET search_path = secpolicy, public; SELECT password_match('$(sec n2)', '$hash') IS NULL; SELECT secpolicy.password_match('$(sec n3)', '$hash') IS NULL" | paste -sd,)|$(found_in_log "$off" "$(needle n2)" "$(needle n3)")" \
    "t,t|" "password_match('...', hash), bare and qualified: not in the log"
 
 # --- DO blocks and wrappers ------------------------------------------------------------
@@ -135,19 +119,19 @@ for w in sign_in sign_in_pl outer_sign_in dyn_sign_in; do
         >"$work/$w.out" 2>&1
 done
 sleep 0.2
-is "$(ran wrap-sign_in)$(ran wrap-sign_in_pl)$(ran wrap-outer_sign_in)$(ran wrap-dyn_sign_in)|$(found "$off" "$(needle xsign_in)" "$(needle xsign_in_pl)" "$(needle xouter_sign_in)" "$(needle xdyn_sign_in)")" \
+is "$(ran wrap-sign_in)$(ran wrap-sign_in_pl)$(ran wrap-outer_sign_in)$(ran wrap-dyn_sign_in)|$(found_in_log "$off" "$(needle xsign_in)" "$(needle xsign_in_pl)" "$(needle xouter_sign_in)" "$(needle xdyn_sign_in)")" \
    "1111|" \
    "SQL, PL/pgSQL, nested and (declared) dynamic-SQL wrappers through the extended protocol, each the first statement of its connection: their bind parameters are not logged"
 off=$(log_offset)
 q "SELECT app.sign_in('bob', '$(sec w2)', 'wrap-literal'); SELECT app.outer_sign_in('bob', '$(sec w3)', 'wrap-literal2')" >/dev/null 2>&1
 sleep 0.2
-is "$(ran wrap-literal)$(ran wrap-literal2)|$(found "$off" "$(needle w2)" "$(needle w3)")" "11|" \
+is "$(ran wrap-literal)$(ran wrap-literal2)|$(found_in_log "$off" "$(needle w2)" "$(needle w3)")" "11|" \
    "a wrapper called with literal passwords as the first statement of a connection (log_statement held back until it is read): not in the log"
 
 # --- roles ------------------------------------------------------------------------------
 off=$(log_offset)
 q "CREATE ROLE regress_routes_r1 LOGIN PASSWORD '$(sec r1)'; ALTER ROLE regress_routes_r1 PASSWORD '$(sec r2)'" postgres >/dev/null 2>&1
-is "$(q "SELECT count(*) FROM pg_roles WHERE rolname = 'regress_routes_r1'")|$(found "$off" "$(needle r1)" "$(needle r2)")" "1|" \
+is "$(q "SELECT count(*) FROM pg_roles WHERE rolname = 'regress_routes_r1'")|$(found_in_log "$off" "$(needle r1)" "$(needle r2)")" "1|" \
    "CREATE ROLE / ALTER ROLE ... PASSWORD '...': not in the log"
 
 # --- auto_explain ----------------------------------------------------------------------
@@ -172,7 +156,7 @@ ctl_close "ROLLBACK;"
 wait
 sleep 0.2
 region=$(log_since "$off")
-is "$(grep -c 'deadlock detected' <<<"$region")|$(grep -cE 'Process [0-9]+: \[redacted by secpolicy\]' <<<"$region")|$(grep -cE 'Process [0-9]+: SELECT pg_advisory_xact_lock\(4242\)' <<<"$region")|$(found "$off" "$(needle d1)")" \
+is "$(grep -c 'deadlock detected' <<<"$region")|$(grep -cE 'Process [0-9]+: \[redacted by secpolicy\]' <<<"$region")|$(grep -cE 'Process [0-9]+: SELECT pg_advisory_xact_lock\(4242\)' <<<"$region")|$(found_in_log "$off" "$(needle d1)")" \
    "1|1|1|" \
    "a deadlock report shows the login's backend as the marker (and the other statement as written): the password is not in it"
 
@@ -186,7 +170,7 @@ kill -9 "$(q "SELECT pid FROM pg_stat_activity WHERE datname = '$db' AND wait_ev
 wait
 for _ in $(seq 1 100); do q "SELECT 1" >/dev/null 2>&1 && break; sleep 0.2; done
 sleep 0.3
-is "$(log_since "$off" | grep -c 'terminated by signal 9')|$(log_since "$off" | grep -cF "Failed process was running: $MARK")|$(found "$off" "$(needle c1)")" \
+is "$(log_since "$off" | grep -c 'terminated by signal 9')|$(log_since "$off" | grep -cF "Failed process was running: $MARK")|$(found_in_log "$off" "$(needle c1)")" \
    "1|1|" "after kill -9 the postmaster's \"Failed process was running\" line shows the marker, not the password"
 
 # --- what carries no secret stays in the log ------------------------------------------
@@ -209,7 +193,7 @@ out=$({ echo "SET statement_timeout = '30s';"
         echo " */ FOR i IN 1 .. 300 LOOP RAISE WARNING 'warning %', i; END LOOP;"
         echo "PERFORM secpolicy.login('bob', '$(sec q1)', NULL, 'long-do'); END \$\$;"
       } | psql -X -q -At -d "$db" 2>&1 | grep -c 'WARNING:  warning')
-is "$out|$(ran long-do)|$(found "$off" "$(needle q1)")" "300|1|" \
+is "$out|$(ran long-do)|$(found_in_log "$off" "$(needle q1)")" "300|1|" \
    "a 2 MB DO block raising 300 warnings finishes within its statement_timeout, and its password is not logged"
 is "$(log_since "$off" | grep -c 'WARNING:  warning')" 300 "... its warnings are logged"
 

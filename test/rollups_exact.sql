@@ -1,0 +1,180 @@
+-- pgTAP: the report rollups (src/sql/89_rollups.sql) give exactly the
+-- numbers of the raw log.  On random attempts (accounts, unknown usernames in
+-- several cases, NULL usernames and addresses, lockouts, successes, rows in
+-- the future, back-dated rows), every report view and failed_login_report()
+-- over many random ranges and buckets (aligned on the UTC hour or day or not,
+-- cut at now) equal the 1.0 definitions computed from the log
+-- (test/lib/reports_reference.psql): before the first build (the reports read
+-- the log), after it, with a tail of rows not counted yet, after incremental
+-- refreshes (back-dated rows land in old, closed days), with the windows
+-- anchored an hour and two days in the past (moved by timestamps), in
+-- America/New_York and Asia/Kolkata; incremental rollups equal a rebuild from
+-- scratch; rows this transaction logs after a refresh stay in the tail;
+-- retention drops the rollup rows of the partitions it drops and recounts
+-- pseudonymised hours; failed_login_report refuses a bucket that does not
+-- move forward on the calendar (it looped forever in 1.0), and
+-- rebuild_rollups() checks its argument, is audited and is for admins.
+BEGIN;
+\ir lib/helpers.psql
+\ir lib/reports_reference.psql
+SELECT plan(45);
+
+SET LOCAL TimeZone = 'UTC';
+SELECT setseed(0.13);
+DELETE FROM secpolicy.login_attempts;
+SELECT FROM secpolicy.create_attempt_partitions(2, current_date - 45);
+
+-- n random attempts between now() - back and now() + ahead
+CREATE FUNCTION pg_temp.attempts(n integer, back interval, ahead interval DEFAULT '0') RETURNS void
+    LANGUAGE sql AS $$
+    INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome, stage)
+    SELECT now() - random() * back + random() * ahead,
+           CASE WHEN r.k % 3 = 0 THEN NULL ELSE r.k % 40 END,
+           CASE WHEN r.k % 13 = 0 THEN NULL WHEN r.k % 2 = 0 THEN 'User' || (r.k % 50) ELSE 'user' || (r.k % 50) END,
+           CASE WHEN r.k % 11 = 0 THEN NULL ELSE ('10.' || (r.k % 3) || '.0.' || (r.k % 17))::inet END,
+           r.k % 4 = 0,
+           CASE WHEN r.k % 4 = 0 THEN 'ok' WHEN r.k % 9 = 0 THEN 'lockout' ELSE 'invalid_password' END,
+           CASE WHEN r.k % 5 = 0 THEN 'mfa' ELSE 'password' END
+      FROM (SELECT (random() * 1000)::int AS k FROM generate_series(1, n)) r $$;
+
+-- how many rows of each view differ from the 1.0 definition, and how many of
+-- k random report ranges do
+CREATE FUNCTION pg_temp.mismatches(k integer) RETURNS text LANGUAGE sql AS $$
+    SELECT format('daily %s, by_user %s, by_source %s, report %s',
+        pg_temp.diff_rows('SELECT * FROM secpolicy.failed_logins_daily', 'SELECT * FROM pg_temp.ref_daily()'),
+        pg_temp.diff_rows('SELECT * FROM secpolicy.failed_logins_by_user', 'SELECT * FROM pg_temp.ref_by_user()'),
+        pg_temp.diff_rows('SELECT * FROM secpolicy.failed_logins_by_source', 'SELECT * FROM pg_temp.ref_by_source()'),
+        pg_temp.report_mismatches(k, now() - interval '45 days', now() + interval '1 day')) $$;
+CREATE FUNCTION pg_temp.rollups() RETURNS text LANGUAGE sql AS $$
+    SELECT md5(concat_ws('|', (SELECT string_agg(h::text, ',' ORDER BY h.hour) FROM secpolicy.rollup_hourly h),
+                              (SELECT string_agg(o::text, ',' ORDER BY o::text) FROM secpolicy.rollup_outcomes o),
+                              (SELECT string_agg(d::text, ',' ORDER BY d.day) FROM secpolicy.rollup_daily d),
+                              (SELECT string_agg(k::text, ',' ORDER BY k::text) FROM secpolicy.rollup_day_keys k),
+                              (SELECT string_agg(w::text, ',' ORDER BY w::text) FROM secpolicy.rollup_user_windows w),
+                              (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_source_names s))) $$;
+-- the anchor of the stored windows moved back by d (windows rebuilt for it)
+CREATE FUNCTION pg_temp.anchor_back(d interval) RETURNS void LANGUAGE sql AS $$
+    UPDATE secpolicy.rollup_state SET refreshed_at = refreshed_at - d, from_24h = from_24h - d,
+                                      from_7d = from_7d - d, from_30d = from_30d - d;
+    SELECT secpolicy.rollup_windows_rebuild() $$;
+CREATE FUNCTION pg_temp.rollup_hours_before(t timestamptz) RETURNS bigint LANGUAGE sql AS $$
+    SELECT (SELECT count(*) FROM secpolicy.rollup_hourly h WHERE h.hour < t)
+         + (SELECT count(*) FROM secpolicy.rollup_daily d WHERE d.day::timestamptz < t) $$;
+
+-- ---------------------------------------------------------------- never built: the log
+UPDATE secpolicy.rollup_state SET built = false;
+SELECT pg_temp.attempts(1500, '44 days', '2 hours');
+INSERT INTO secpolicy.unknown_user_failures (username_key, failed_attempts) VALUES ('user7', 5)
+    ON CONFLICT (username_key) DO UPDATE SET failed_attempts = 5;
+SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
+          'not built yet: every report equals the log (read from the log)');
+
+-- ---------------------------------------------------------------- first build
+SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 1500::bigint, 'the first refresh counts all 1500 rows');
+SELECT ok((SELECT built FROM secpolicy.rollup_state), 'the rollups are built');
+SELECT is((SELECT sum(attempts) FROM secpolicy.rollup_hourly), 1500::numeric, 'the hourly rollups hold every attempt once');
+SELECT is((SELECT sum(attempts) FROM secpolicy.rollup_outcomes), 1500::numeric, 'and so do the outcomes');
+SELECT is((SELECT sum(attempts) FROM secpolicy.rollup_daily), 1500::numeric, 'and the daily rollups');
+SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'built: every report equals the log');
+SELECT is((SELECT count(*) FROM secpolicy.rollup_day_keys WHERE day < current_date - 1), 0::bigint,
+          'only the open days (yesterday on) keep their distinct keys');
+SELECT ok((SELECT bool_and(keyed = (day >= current_date - 1)) FROM secpolicy.rollup_daily), 'exactly the open days are keyed');
+
+-- ---------------------------------------------------------------- the tail
+SELECT pg_temp.attempts(400, '2 hours');
+SELECT pg_temp.attempts(100, '44 days');
+SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0',
+          'with 500 rows logged after the refresh (in this transaction): every report equals the log');
+SELECT is((SELECT sum(attempts) FROM secpolicy.rollup_hourly), 1500::numeric,
+          'rows this transaction logs after a refresh are not in the rollups (they stay in the tail)');
+SELECT is((SELECT attempts FROM secpolicy.failed_login_report(date_trunc('hour', now()), now() + interval '3 hours', '1 hour') LIMIT 1),
+          (SELECT count(*) FROM secpolicy.login_attempts WHERE attempted_at >= date_trunc('hour', now())
+              AND attempted_at < date_trunc('hour', now()) + interval '1 hour'),
+          'the current hour counts the attempts up to this moment');
+
+-- ---------------------------------------------------------------- incremental
+SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 500::bigint, 'the next refresh counts the 500 new rows');
+SELECT is((SELECT sum(attempts) FROM secpolicy.rollup_hourly), 2000::numeric, 'the hourly rollups now hold 2000 attempts');
+SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'after the refresh: every report equals the log');
+SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 0::bigint, 'a refresh with nothing new counts nothing');
+-- back-dated rows (an import, clock skew) in closed days and in the future
+INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
+VALUES (now() - interval '40 days', 3, 'user3', '10.9.9.9', false, 'invalid_password'),
+       (now() - interval '20 days', NULL, 'Brand-New', '10.9.9.9', false, 'unknown_user'),
+       (now() - interval '20 days', NULL, 'brand-new', NULL, false, 'unknown_user'),
+       (now() + interval '30 minutes', 5, 'user5', '10.9.9.8', false, 'lockout');
+SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 4::bigint, 'back-dated rows are counted');
+SELECT is((SELECT distinct_sources FROM secpolicy.rollup_daily WHERE day = (now() - interval '20 days')::date),
+          (SELECT count(DISTINCT client_addr) FROM secpolicy.login_attempts
+            WHERE NOT success AND attempted_at::date = (now() - interval '20 days')::date),
+          'in the right closed day, once (its distinct sources recounted)');
+SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'with back-dated rows: every report equals the log');
+SELECT is(pg_temp.rollups(), (SELECT pg_temp.rollups() FROM (SELECT secpolicy.rebuild_rollups('-infinity')) r),
+          'the incrementally refreshed rollups equal those rebuilt from scratch');
+
+-- ---------------------------------------------------------------- windows moved to now
+SELECT pg_temp.anchor_back('1 hour');
+SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
+          'windows refreshed an hour ago: moved to now, the views equal the log');
+INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
+SELECT now() - interval '24 hours' + g * interval '1 minute', g % 40, 'user' || (g % 40), '10.8.0.1', false, 'invalid_password'
+  FROM generate_series(-90, 90) g;
+SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
+          'with rows around the 24-hour bound in the tail: the views equal the log');
+SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 181::bigint, 'a refresh an hour later counts them');
+SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
+          'the windows advanced by an hour: the views equal the log');
+SELECT is(pg_temp.rollups(), (SELECT pg_temp.rollups() FROM (SELECT secpolicy.rebuild_rollups('-infinity')) r),
+          'windows advanced incrementally equal windows rebuilt');
+SELECT pg_temp.anchor_back('2 days');
+SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
+          'windows refreshed two days ago: the views read the window from the log and equal it');
+SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 0::bigint, 'a refresh two days later');
+SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0', 'rebuilds the windows, equal to the log');
+
+-- ---------------------------------------------------------------- other time zones
+SET LOCAL TimeZone = 'America/New_York';
+SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'in America/New_York: every report equals the log');
+SET LOCAL TimeZone = 'Asia/Kolkata';
+SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'in Asia/Kolkata (UTC+5:30): every report equals the log');
+SET LOCAL TimeZone = 'UTC';
+
+-- ---------------------------------------------------------------- retention
+UPDATE secpolicy.policy SET attempt_retention = '10 days', pseudonymise_after = '5 days';
+UPDATE secpolicy.maintenance_state SET pseudonymised_until = '-infinity';
+SELECT ok(pg_temp.rollup_hours_before(current_date - 9) > 0, 'rollups hold hours and days older than the retention');
+SELECT ok((SELECT dropped_partitions FROM secpolicy.apply_retention()) > 0, 'apply_retention drops old partitions');
+SELECT is(pg_temp.rollup_hours_before((SELECT date_trunc('day', min(attempted_at)) FROM secpolicy.login_attempts)), 0::bigint,
+          'and the rollup rows of the hours and days it dropped');
+SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
+          'after retention and pseudonymisation (fewer distinct sources): every report equals the log');
+SELECT is(pg_temp.rollups(), (SELECT pg_temp.rollups() FROM (SELECT secpolicy.rebuild_rollups('-infinity')) r),
+          'the rollups after retention equal those rebuilt');
+
+-- ---------------------------------------------------------------- rebuild_rollups
+SELECT is((secpolicy.rebuild_rollups(now() - interval '3 days'))->>'since', to_jsonb(now() - interval '3 days') #>> '{}',
+          'rebuild_rollups(since) recounts from since on');
+SELECT is((SELECT count(*) FROM secpolicy.audit_log WHERE action = 'rollups_rebuilt'), 4::bigint, 'each rebuild is audited');
+SELECT throws_ok('SELECT secpolicy.rebuild_rollups(NULL)', '22004', NULL, 'rebuild_rollups(NULL) raises 22004');
+SELECT is(pg_temp.sqlstate_as('secpolicy_analyst', $$SELECT secpolicy.rebuild_rollups('-infinity')$$), '42501',
+          'an analyst cannot rebuild the rollups');
+SELECT is(pg_temp.sqlstate_as('secpolicy_analyst', 'SELECT secpolicy.refresh_rollups()'), '42501',
+          'nor refresh them');
+SELECT is(pg_temp.sqlstate_as('secpolicy_analyst', 'SELECT * FROM secpolicy.rollup_hourly'), '42501',
+          'nor read the rollup tables (only the reports)');
+SELECT is(pg_temp.sqlstate_as('secpolicy_analyst', 'SELECT * FROM secpolicy.rollup_status'), '00000',
+          'but may see how fresh they are');
+
+-- ---------------------------------------------------------------- buckets that do not move forward
+SET LOCAL statement_timeout = '5s';
+SELECT is(pg_temp.sqlstate_of($$SELECT * FROM secpolicy.failed_login_report('2023-01-30', '2023-02-10', '1 mon -29 days')$$),
+          '22023', '''1 mon -29 days'' from January 30 comes back to January 30: 22023, not an endless loop');
+SELECT is(pg_temp.sqlstate_of($$SELECT * FROM secpolicy.failed_login_report('2023-01-30', '2023-03-10', '1 mon -30 days 1 hour')$$),
+          '22023', 'a bucket that moves backwards on the calendar: 22023');
+SELECT is((SELECT count(*) FROM secpolicy.failed_login_report('2023-01-01', '2023-03-01', '1 mon -27 days')),
+          (SELECT count(*) FROM generate_series(timestamptz '2023-01-01', '2023-03-01', '1 mon -27 days') g WHERE g < '2023-03-01'),
+          'a calendar bucket that does move forward (1 month less 27 days: 4, then 1 to 3 days) is accepted');
+RESET statement_timeout;
+
+SELECT * FROM finish();
+ROLLBACK;
