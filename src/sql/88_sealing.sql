@@ -7,7 +7,7 @@ AS $$
 DECLARE
     current_id text := (SELECT k.key_id FROM secpolicy.key_status() k);
     n integer;
-    c record;
+    cred record;
 BEGIN
     IF current_id IS NULL THEN
         RAISE EXCEPTION 'no sealing key is configured' USING ERRCODE = '55000',
@@ -17,18 +17,18 @@ BEGIN
         -- resealed here, account by account (a distributed update may not call
         -- a volatile function), and written back unless changed meanwhile
         n := 0;
-        FOR c IN SELECT x.user_id, x.sealed_secret, x.pending_secret FROM secpolicy.totp_credentials x
+        FOR cred IN SELECT x.user_id, x.sealed_secret, x.pending_secret FROM secpolicy.totp_credentials x
                   WHERE secpolicy.sealed_key_id(x.sealed_secret) <> current_id
                      OR secpolicy.sealed_key_id(x.pending_secret) <> current_id LOOP
             UPDATE secpolicy.totp_credentials x
-               SET sealed_secret = CASE WHEN c.sealed_secret IS NOT NULL
-                                             AND secpolicy.sealed_key_id(c.sealed_secret) <> current_id
-                                        THEN secpolicy.reseal(c.sealed_secret) ELSE c.sealed_secret END,
-                   pending_secret = CASE WHEN c.pending_secret IS NOT NULL
-                                              AND secpolicy.sealed_key_id(c.pending_secret) <> current_id
-                                         THEN secpolicy.reseal(c.pending_secret) ELSE c.pending_secret END
-             WHERE x.user_id = c.user_id AND x.sealed_secret IS NOT DISTINCT FROM c.sealed_secret
-               AND x.pending_secret IS NOT DISTINCT FROM c.pending_secret;
+               SET sealed_secret = CASE WHEN cred.sealed_secret IS NOT NULL
+                                             AND secpolicy.sealed_key_id(cred.sealed_secret) <> current_id
+                                        THEN secpolicy.reseal(cred.sealed_secret) ELSE cred.sealed_secret END,
+                   pending_secret = CASE WHEN cred.pending_secret IS NOT NULL
+                                              AND secpolicy.sealed_key_id(cred.pending_secret) <> current_id
+                                         THEN secpolicy.reseal(cred.pending_secret) ELSE cred.pending_secret END
+             WHERE x.user_id = cred.user_id AND x.sealed_secret IS NOT DISTINCT FROM cred.sealed_secret
+               AND x.pending_secret IS NOT DISTINCT FROM cred.pending_secret;
             n := n + 1;
         END LOOP;
         PERFORM secpolicy.audit('secrets_resealed', NULL, NULL, NULL,

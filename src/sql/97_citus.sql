@@ -32,7 +32,7 @@
 -- relation it fires on, policy_cost_changed refreshes the node's own dummy
 -- hash, policy_audit writes to the node's own audit chain), but one:
 -- policy_sessions ends expired sessions cluster-wide, from the node where the
--- change was made only.  See doc/design.md, "Distributed installations".
+-- change was made only.  See the README, "Scaling out on Citus".
 
 -- Internal: is this backend running work another node of a Citus cluster
 -- sent it (a shard's task, a delegated call), rather than a client's?

@@ -50,6 +50,12 @@ INSERT INTO fuzz.targets (name, kind, covers, fn, args, role, sqlstates, propose
 -- ---------------------------------------------- internal and admin (C) --
 ('hash_stats', 'c', 'hash_stats()', 'secpolicy.hash_stats', '{}', 'admin', '{}', '{}', NULL, NULL, false, 1,
  'Reference: this backend''s argon2 counters'),
+('distributed', 'c', 'distributed()', 'secpolicy.distributed', '{}', 'admin', '{}', '{}', NULL, NULL, false, 1,
+ 'Scaling out: whether the installation is distributed (false on a single node)'),
+('account_key', 'c', 'account_key(text)', 'secpolicy.account_key', '{username:text}', 'admin', '{}', '{}', NULL, NULL, false, 5,
+ 'Scaling out: the account key of a username (0 for NULL), any bytes of any length'),
+('route_key', 'c', 'route_key(text)', 'secpolicy.route_key', '{free:text}', 'owner', '{}', '{}', NULL, NULL, false, 4,
+ 'internal; the account key a token names after its last dot, 0 for anything else'),
 ('random_token', 'c', 'random_token(text)', 'secpolicy.random_token', '{prefix:text}', 'owner', '{22023}', '{}', NULL, NULL, false, 3,
  'internal; its comment: "<prefix>_" and 256 CSPRNG bits (a prefix is 1 to 16 lower-case letters: 22023 otherwise)'),
 ('token_digest', 'c', 'token_digest(text)', 'secpolicy.token_digest', '{token:text}', 'owner', '{}', '{}', NULL, NULL, false, 3,
