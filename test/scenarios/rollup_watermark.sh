@@ -59,6 +59,7 @@ is "$(q "SELECT (secpolicy.maintain())->>'rollup_rows_counted'")" 800 "maintain(
 
 # --- a long transaction ------------------------------------------------------
 coproc LONG { psql -X -q -At -d "$db" 2>&1; }
+long_pid=$LONG_PID   # bash unsets LONG_PID when the coprocess exits
 echo "BEGIN;
       INSERT INTO secpolicy.login_attempts (attempted_at, username, client_addr, success, outcome)
       VALUES (date_trunc('hour', now()) - interval '1 hour' + interval '10 minutes', 'late-row', '192.0.2.99', false, 'unknown_user');
@@ -88,7 +89,7 @@ is "$(q "SELECT h.failures = (SELECT count(*) FROM secpolicy.login_attempts a WH
 is "$(q "SELECT counted_rows FROM secpolicy.refresh_rollups()")" 0 "a further refresh counts nothing"
 is "$(mismatches 10)" "$EXACT" "every report equals the log"
 exec {LONG[1]}>&-
-wait "$LONG_PID" 2>/dev/null
+wait "$long_pid" 2>/dev/null
 
 # --- a refresh holds its transaction open: logins do not wait ------------------
 coproc REFRESH { psql -X -q -At -d "$db" 2>&1; }
