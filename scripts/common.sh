@@ -145,7 +145,9 @@ sp_citus_start() {
     chmod 600 "$SP_CITUS_DIR/secpolicy.key"
     [ "$(id -u)" = 0 ] && chown postgres: "$SP_CITUS_DIR/secpolicy.key"
     SP_CITUS_PORTS=
-    port=$((56000 + RANDOM % 2000))
+    # below the ephemeral range (32768-60999), where the nodes' own connections
+    # to each other take their local ports: a port taken there fails a restart
+    port=$((26000 + RANDOM % 2000))
     for ((i = 0; i <= workers; i++)); do
         while ! sp_port_free "$port"; do port=$((port + 1)); done
         SP_CITUS_PORTS="$SP_CITUS_PORTS${SP_CITUS_PORTS:+ }$port"

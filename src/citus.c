@@ -34,12 +34,14 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include <sodium.h>
 
@@ -212,6 +214,109 @@ secpolicy_route_key(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Run as the owner of function `fn` (the extension's owner), as the SECURITY
+ * DEFINER flows do, so that nodes only ever connect to each other as that
+ * owner, with the search path pinned and no remote transaction block of its
+ * own for a call outside one; returns the GUC nest level for AtEOXact_GUC.
+ * The user is restored by as_owner_end, or by the abort of an error.
+ */
+static int
+as_owner_begin(Oid fn, Oid *save_uid, int *save_sec)
+{
+	HeapTuple	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+	int			nest;
+
+	if (!HeapTupleIsValid(proc))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
+	ReleaseSysCache(proc);
+	GetUserIdAndSecContext(save_uid, save_sec);
+	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("citus.function_opens_transaction_block", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+static void
+as_owner_end(int nest, Oid save_uid, int save_sec)
+{
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_uid, save_sec);
+}
+
+/*
+ * Read a session by its token's digest, with the policy's session settings,
+ * from the worker owning it: one single-shard statement (the sessions shard
+ * joined with the reference table of the policy), so that session_touch()
+ * answers a session that needs no write in one round trip, as a single-shard
+ * SELECT does.  False when there is none.  The statement sees what this
+ * transaction did before (a session login() just created).
+ */
+bool
+sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out)
+{
+	static SPIPlanPtr read_plan = NULL;
+	Oid			argtypes[2] = {INT8OID, BYTEAOID};
+	Datum		args[2];
+	Oid			save_uid;
+	int			save_sec;
+	int			nest;
+	bool		found = false;
+	MemoryContext caller = CurrentMemoryContext;
+
+	args[0] = Int64GetDatum(sp_token_route(token));
+	args[1] = PointerGetDatum(digest);
+	nest = as_owner_begin(LookupFuncName(list_make2(makeString("secpolicy"), makeString("session_touch")),
+										 2, (Oid[]) {INT8OID, TEXTOID}, false),
+						  &save_uid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (read_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT s.user_id, s.id, s.created_at, s.last_seen_at, s.ended_at IS NOT NULL,"
+									   " s.end_reason, p.session_idle_timeout, p.session_max_lifetime,"
+									   " p.session_touch_interval"
+									   " FROM secpolicy.sessions s, secpolicy.policy p"
+									   " WHERE s.user_id = $1 AND s.token_digest = $2", 2, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the routed session read: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		read_plan = plan;
+	}
+	if (SPI_execute_plan(read_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "the routed session read failed");
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		found = true;
+		out->user_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		out->id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		out->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		out->last_seen_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+		out->ended = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		out->end_reason = isnull ? NULL : TextDatumGetCString(d);
+		out->idle_timeout = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 7, &isnull), false, sizeof(Interval)));
+		out->max_lifetime = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 8, &isnull), false, sizeof(Interval)));
+		out->touch_interval = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 9, &isnull), false, sizeof(Interval)));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	as_owner_end(nest, save_uid, save_sec);
+	return found;
+}
+
+/*
  * session_touch() on a distributed installation: secpolicy.session_touch(
  * account_key, token) runs on the worker that owns the session (Citus
  * delegates the call by its first argument), as the extension's owner, as
@@ -228,8 +333,6 @@ sp_citus_session_touch(text *token, SpTouchAnswer *answer)
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
 	Datum		args[2];
 	Oid			touch;
-	HeapTuple	proc;
-	Oid			owner;
 	Oid			save_uid;
 	int			save_sec;
 	int			nest;
@@ -239,21 +342,10 @@ sp_citus_session_touch(text *token, SpTouchAnswer *answer)
 
 	touch = LookupFuncName(list_make2(makeString("secpolicy"), makeString("session_touch")),
 						   2, argtypes, false);
-	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(touch));
-	if (!HeapTupleIsValid(proc))
-		elog(ERROR, "cache lookup failed for function %u", touch);
-	owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
-	ReleaseSysCache(proc);
-
 	args[0] = Int64GetDatum(sp_token_route(token));
 	args[1] = PointerGetDatum(token);
 
-	/* restored by the end of the call, or by the abort of an error */
-	GetUserIdAndSecContext(&save_uid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("citus.function_opens_transaction_block", "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	nest = as_owner_begin(touch, &save_uid, &save_sec);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -280,7 +372,5 @@ sp_citus_session_touch(text *token, SpTouchAnswer *answer)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 	answer->session_id = isnull ? 0 : DatumGetInt64(d);
 	SPI_finish();
-
-	AtEOXact_GUC(true, nest);
-	SetUserIdAndSecContext(save_uid, save_sec);
+	as_owner_end(nest, save_uid, save_sec);
 }

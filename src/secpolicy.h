@@ -192,6 +192,21 @@ typedef struct SpTouchAnswer
 	TimestampTz idle_expires_at;	/* 0: none */
 } SpTouchAnswer;
 
+/* A session and the policy's session settings, read where the session lives. */
+typedef struct SpSessionRead
+{
+	int64		user_id;
+	int64		id;
+	TimestampTz created_at;
+	TimestampTz last_seen_at;
+	bool		ended;
+	char	   *end_reason;		/* NULL: none */
+	Interval   *idle_timeout;
+	Interval   *max_lifetime;
+	Interval   *touch_interval;
+} SpSessionRead;
+
+extern bool sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out);
 extern void sp_citus_init(void);
 extern bool sp_distributed(void);
 extern int64 sp_account_key(text *username);

@@ -260,34 +260,42 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	if (VARSIZE_ANY_EXHDR(token) > MAX_TOKEN_LENGTH)
 		return touch_result(fcinfo, "unknown", 0, 0);
 
-	/* distributed (Citus): the worker that owns the session answers */
-	if (sp_distributed())
-	{
-		SpTouchAnswer answer;
-
-		sp_citus_session_touch(token, &answer);
-		if (strcmp(answer.status, "active") == 0 && answer.user_id != 0 && answer.session_id != 0)
-			set_current(answer.user_id, answer.session_id);
-		return touch_result(fcinfo, answer.status, answer.user_id, answer.idle_expires_at);
-	}
-
 	digest = palloc(VARHDRSZ + crypto_hash_sha256_BYTES);
 	SET_VARSIZE(digest, VARHDRSZ + crypto_hash_sha256_BYTES);
 	crypto_hash_sha256((unsigned char *) VARDATA(digest),
 					   (const unsigned char *) VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
 
-	/*
-	 * Read with a snapshot of our own that sees everything this transaction
-	 * has done so far, as a volatile SQL function would (a session created by
-	 * login() earlier in the same statement is found).
-	 */
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	UpdateActiveSnapshotCommandId();
-	found = find_session(digest, &row);
-	if (found && !row.ended)
-		read_policy(&pol);
-	PopActiveSnapshot();
+	if (sp_distributed())
+	{
+		/* distributed (Citus): read where the session lives, one round trip */
+		SpSessionRead r;
+
+		found = sp_citus_session_read(token, digest, &r);
+		row.user_id = r.user_id;
+		row.id = r.id;
+		row.created_at = r.created_at;
+		row.last_seen_at = r.last_seen_at;
+		row.ended = r.ended;
+		row.end_reason = r.end_reason;
+		pol.idle_timeout = r.idle_timeout;
+		pol.max_lifetime = r.max_lifetime;
+		pol.touch_interval = r.touch_interval;
+	}
+	else
+	{
+		/*
+		 * Read with a snapshot of our own that sees everything this
+		 * transaction has done so far, as a volatile SQL function would (a
+		 * session created by login() earlier in the same statement is found).
+		 */
+		CommandCounterIncrement();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		UpdateActiveSnapshotCommandId();
+		found = find_session(digest, &row);
+		if (found && !row.ended)
+			read_policy(&pol);
+		PopActiveSnapshot();
+	}
 
 	if (!found)
 		return touch_result(fcinfo, "unknown", 0, 0);
@@ -300,6 +308,19 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 
 	idle_deadline = plus(row.last_seen_at, pol.idle_timeout);
 	life_deadline = plus(row.created_at, pol.max_lifetime);
+	if (sp_distributed() &&
+		(now > life_deadline || now > idle_deadline ||
+		 (!XactReadOnly && now >= plus(row.last_seen_at, pol.touch_interval) && now > row.last_seen_at)))
+	{
+		/* a write (an expiry, a coalesced touch): the worker that owns the
+		 * session makes it, by the same rules */
+		SpTouchAnswer answer;
+
+		sp_citus_session_touch(token, &answer);
+		if (strcmp(answer.status, "active") == 0 && answer.user_id != 0 && answer.session_id != 0)
+			set_current(answer.user_id, answer.session_id);
+		return touch_result(fcinfo, answer.status, answer.user_id, answer.idle_expires_at);
+	}
 	if (now > life_deadline || now > idle_deadline)
 	{
 		/* ended when it really expired, for the reason that came first; a

@@ -50,7 +50,7 @@ at_exit 'rm -rf "$out"'
 at_exit sp_citus_stop
 at_exit 'wait 2>/dev/null'
 
-plan 56
+plan 59
 
 if ! sp_citus_start 2 -c "shared_preload_libraries = 'citus,pg_cron,secpolicy'" -c "cron.database_name = '$db'" \
         -c "cron.use_background_workers = on" || ! sp_citus_db "$db" || ! sp_citus_db "$rdb"; then
@@ -232,6 +232,22 @@ key=$(q "SELECT secpolicy.account_key('u01')")
 ok "$([[ $tok =~ ^sps_[A-Za-z0-9_-]{43}\.$key$ ]] && echo 1)" "a session token names its account: sps_<43>.<key>" "$tok"
 is "$(q "SELECT status || ' ' || (user_id = $key) FROM secpolicy.session_touch('$tok')")" "active true" \
    "session_touch() through the coordinator: active"
+TOUCH='secpolicy.session_touch(bigint,text)'
+tw=$(node_of "$key")
+q "UPDATE secpolicy.sessions SET last_seen_at = now() WHERE user_id = $key AND token_digest = secpolicy.token_digest('$tok')" >/dev/null
+c0=$(settled_calls "$tw" "$TOUCH")
+st=$(q "SELECT status FROM secpolicy.session_touch('$tok')"),$(q "SELECT status FROM secpolicy.session_touch('$tok')")
+c1=$(settled_calls "$tw" "$TOUCH")
+is "$st|$((c1 - c0))" "active,active|0" \
+   "a touch that needs no write is answered from one read on the worker (the worker's session_touch body did not run)"
+q "UPDATE secpolicy.sessions SET last_seen_at = now() - interval '10 seconds' WHERE user_id = $key AND token_digest = secpolicy.token_digest('$tok')" >/dev/null
+is "$(q "SELECT status FROM secpolicy.session_touch('$tok')")|$(q "SELECT last_seen_at > now() - interval '5 seconds' FROM secpolicy.sessions WHERE user_id = $key AND token_digest = secpolicy.token_digest('$tok')")" \
+   "active|t" "a touch after the touch interval moves the idle deadline, on the worker"
+tokx=$(q "SELECT session_token FROM secpolicy.login('u05', '$PW')")
+q "UPDATE secpolicy.sessions SET last_seen_at = now() - interval '20 minutes', created_at = now() - interval '20 minutes'
+    WHERE token_digest = secpolicy.token_digest('$tokx')" >/dev/null
+is "$(q "SELECT status FROM secpolicy.session_touch('$tokx')")|$(q "SELECT end_reason FROM secpolicy.sessions WHERE token_digest = secpolicy.token_digest('$tokx')")|$(q "SELECT status FROM secpolicy.session_touch('$tokx')")" \
+   "expired|idle|expired" "a session idle for 20 minutes answers expired and is ended on the worker (idle sign-out)"
 is "$(q "SELECT count(*) FILTER (WHERE current) FROM secpolicy.list_sessions('$tok')"),$(q "SELECT secpolicy.logout('$tok')"),$(q "SELECT status FROM secpolicy.session_touch('$tok')")" \
    "1,t,revoked" "list_sessions, logout, and the session is revoked"
 rt=$(q "SELECT secpolicy.request_password_reset('u02')")
