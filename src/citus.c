@@ -249,17 +249,19 @@ as_owner_end(int nest, Oid save_uid, int save_sec)
 }
 
 /*
- * Read a session by its token's digest, with the policy's session settings,
- * from the worker owning it: one single-shard statement (the sessions shard
- * joined with the reference table of the policy), so that session_touch()
- * answers a session that needs no write in one round trip, as a single-shard
- * SELECT does.  False when there is none.  The statement sees what this
- * transaction did before (a session login() just created).
+ * Read a session by its token's digest from the worker owning it (a
+ * single-shard statement Citus plans on its fast path: one round trip) and,
+ * for a session not ended, the policy's session settings from this node's
+ * copy of the reference table, so that session_touch() answers a session
+ * that needs no write as a single-shard SELECT does.  False when there is
+ * none.  The statements see what this transaction did before (a session
+ * login() just created).
  */
 bool
 sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out)
 {
 	static SPIPlanPtr read_plan = NULL;
+	static SPIPlanPtr policy_plan = NULL;
 	Oid			argtypes[2] = {INT8OID, BYTEAOID};
 	Datum		args[2];
 	Oid			save_uid;
@@ -278,15 +280,19 @@ sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out)
 	if (read_plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare("SELECT s.user_id, s.id, s.created_at, s.last_seen_at, s.ended_at IS NOT NULL,"
-									   " s.end_reason, p.session_idle_timeout, p.session_max_lifetime,"
-									   " p.session_touch_interval"
-									   " FROM secpolicy.sessions s, secpolicy.policy p"
+									   " s.end_reason FROM secpolicy.sessions s"
 									   " WHERE s.user_id = $1 AND s.token_digest = $2", 2, argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the routed session read: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
 		read_plan = plan;
+		plan = SPI_prepare("SELECT p.session_idle_timeout, p.session_max_lifetime, p.session_touch_interval"
+						   " FROM secpolicy.policy p", 0, NULL);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the policy read: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		policy_plan = plan;
 	}
 	if (SPI_execute_plan(read_plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "the routed session read failed");
@@ -306,9 +312,26 @@ sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out)
 		out->ended = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		out->end_reason = isnull ? NULL : TextDatumGetCString(d);
-		out->idle_timeout = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 7, &isnull), false, sizeof(Interval)));
-		out->max_lifetime = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 8, &isnull), false, sizeof(Interval)));
-		out->touch_interval = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 9, &isnull), false, sizeof(Interval)));
+		MemoryContextSwitchTo(spi);
+	}
+	if (found && !out->ended)
+	{
+		/* the policy: the coordinator's (every node's) copy of the reference table */
+		HeapTuple	tup;
+		TupleDesc	desc;
+		bool		isnull;
+		MemoryContext spi;
+
+		if (SPI_execute_plan(policy_plan, NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("secpolicy.policy has no row")));
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		spi = MemoryContextSwitchTo(caller);
+		out->idle_timeout = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, sizeof(Interval)));
+		out->max_lifetime = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 2, &isnull), false, sizeof(Interval)));
+		out->touch_interval = DatumGetIntervalP(datumCopy(SPI_getbinval(tup, desc, 3, &isnull), false, sizeof(Interval)));
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();

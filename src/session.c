@@ -268,7 +268,7 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	if (sp_distributed())
 	{
 		/* distributed (Citus): read where the session lives, one round trip */
-		SpSessionRead r;
+		SpSessionRead r = {0};
 
 		found = sp_citus_session_read(token, digest, &r);
 		row.user_id = r.user_id;

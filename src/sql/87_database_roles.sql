@@ -253,6 +253,7 @@ CREATE FUNCTION secpolicy.record_database_attempts(at timestamptz[], role text[]
 AS $$
 DECLARE
     n integer;
+    dist boolean;
 BEGIN
     IF pg_catalog.to_regclass('pg_temp.secpolicy_database_attempts') IS NULL THEN
         CREATE TEMP TABLE secpolicy_database_attempts
@@ -268,29 +269,22 @@ BEGIN
                   record_database_attempts.addr, record_database_attempts.method, record_database_attempts.ssl,
                   record_database_attempts.success, record_database_attempts.outcome,
                   record_database_attempts.application) a(at, role, db, addr, method, ssl, success, outcome, app);
-    IF secpolicy.distributed() THEN
-        -- a distributed attempt log takes its distribution key: the linked
-        -- account's, else the role name's (see record_attempt)
-        INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, user_agent,
-                                              success, outcome, stage, account_key)
-        SELECT a.at, k.user_id, a.role, a.addr,
-               left(format('postgresql database=%s method=%s ssl=%s application=%s', a.db, a.method,
-                           CASE WHEN a.ssl THEN 'on' ELSE 'off' END, a.app), 512),
-               a.success, a.outcome, 'database', coalesce(k.user_id, secpolicy.account_key(a.role))
-          FROM pg_temp.secpolicy_database_attempts a
-          LEFT JOIN secpolicy.role_links k ON k.role_name = a.role;
-        GET DIAGNOSTICS n = ROW_COUNT;
-    ELSE
+    -- a distributed attempt log also takes its distribution key: the linked
+    -- account's, else the role name's (see record_attempt)
+    dist := secpolicy.distributed();
     FOR i IN 1..2 LOOP
         BEGIN
-            INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, user_agent,
-                                                  success, outcome, stage)
-            SELECT a.at, k.user_id, a.role, a.addr,
-                   left(format('postgresql database=%s method=%s ssl=%s application=%s', a.db, a.method,
-                               CASE WHEN a.ssl THEN 'on' ELSE 'off' END, a.app), 512),
-                   a.success, a.outcome, 'database'
-              FROM pg_temp.secpolicy_database_attempts a
-              LEFT JOIN secpolicy.role_links k ON k.role_name = a.role;
+            EXECUTE format(
+                'INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, user_agent,'
+                '                                      success, outcome, stage%s)'
+                ' SELECT a.at, k.user_id, a.role, a.addr,'
+                '        left(format(''postgresql database=%%s method=%%s ssl=%%s application=%%s'', a.db, a.method,'
+                '                    CASE WHEN a.ssl THEN ''on'' ELSE ''off'' END, a.app), 512),'
+                '        a.success, a.outcome, ''database''%s'
+                '   FROM pg_temp.secpolicy_database_attempts a'
+                '   LEFT JOIN secpolicy.role_links k ON k.role_name = a.role',
+                CASE WHEN dist THEN ', account_key' ELSE '' END,
+                CASE WHEN dist THEN ', coalesce(k.user_id, secpolicy.account_key(a.role))' ELSE '' END);
             GET DIAGNOSTICS n = ROW_COUNT;
             EXIT;
         EXCEPTION WHEN check_violation THEN
@@ -300,7 +294,6 @@ BEGIN
             END IF;
         END;
     END LOOP;
-    END IF;
     INSERT INTO secpolicy.role_state AS s (role_name, role_oid, last_login_at, last_login_addr)
     SELECT DISTINCT ON (a.role) a.role, r.oid, a.at, a.addr
       FROM pg_temp.secpolicy_database_attempts a JOIN pg_authid r ON r.rolname = a.role

@@ -50,7 +50,7 @@ at_exit 'rm -rf "$out"'
 at_exit sp_citus_stop
 at_exit 'wait 2>/dev/null'
 
-plan 59
+plan 60
 
 if ! sp_citus_start 2 -c "shared_preload_libraries = 'citus,pg_cron,secpolicy'" -c "cron.database_name = '$db'" \
         -c "cron.use_background_workers = on" || ! sp_citus_db "$db" || ! sp_citus_db "$rdb"; then
@@ -274,6 +274,11 @@ is "$(q "SELECT name || ' ' || active_holders FROM secpolicy.credentials_due_rot
 q "UPDATE secpolicy.policy SET brute_force_min_failures = 25" >/dev/null
 is "$(q "SELECT count(DISTINCT node_group) FROM secpolicy.cluster_audit_log() WHERE action = 'policy_changed'
            AND details ? 'brute_force_min_failures'")" 3 "a change of the policy is audited on every node"
+q "SELECT secpolicy.record_database_attempts(ARRAY[now()], ARRAY['dbrole_x'], ARRAY['$db'], ARRAY['10.7.7.7'],
+            ARRAY['scram-sha-256'], ARRAY[false], ARRAY[false], ARRAY['invalid_password'], ARRAY['psql'])" >/dev/null
+is "$(q "SELECT count(*) || ' ' || bool_and(account_key = secpolicy.account_key('dbrole_x')) FROM secpolicy.login_attempts
+          WHERE stage = 'database' AND username = 'dbrole_x'")" "1 true" \
+   "a database login recorded by the role policy's worker lands in the distributed log, keyed by the role's name"
 q "SELECT secpolicy.unlock_user('victim', 'verified by phone')" >/dev/null
 is "$(q "SELECT status FROM secpolicy.login('victim', '$PW')")" ok "unlock_user() from the coordinator: the account logs in again"
 for i in $(seq -w 1 10); do q "SELECT status FROM secpolicy.login('spray$i', 'Summer2024!', '10.9.9.9')" >/dev/null; done
