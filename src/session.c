@@ -14,9 +14,11 @@
  * search_path, called through fmgr.
  *
  * On a distributed installation (Citus) the session lives on the worker
- * that owns its account: session_touch() asks that worker, through
- * secpolicy.session_touch(account_key, token) (citus.c), and remembers the
- * session it proved here, where the caller's transaction runs.
+ * that owns its account: session_touch() reads it there (one single-shard
+ * statement, citus.c) and answers by the same rules; a write (an expiry, a
+ * coalesced touch) is made by that worker, through
+ * secpolicy.session_touch(account_key, token).  The session proved is
+ * remembered here, where the caller's transaction runs.
  *
  * The proven session lives in backend memory and is forgotten when the
  * transaction that proved it ends (a transaction callback), so it cannot
@@ -250,6 +252,7 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 				life_deadline;
 	char	   *status;
 	bool		found;
+	bool		distributed = sp_distributed();
 
 	/* only an active answer proves a session for this transaction */
 	set_current(0, 0);
@@ -265,7 +268,7 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	crypto_hash_sha256((unsigned char *) VARDATA(digest),
 					   (const unsigned char *) VARDATA_ANY(token), VARSIZE_ANY_EXHDR(token));
 
-	if (sp_distributed())
+	if (distributed)
 	{
 		/* distributed (Citus): read where the session lives, one round trip */
 		SpSessionRead r = {0};
@@ -308,7 +311,7 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 
 	idle_deadline = plus(row.last_seen_at, pol.idle_timeout);
 	life_deadline = plus(row.created_at, pol.max_lifetime);
-	if (sp_distributed() &&
+	if (distributed &&
 		(now > life_deadline || now > idle_deadline ||
 		 (!XactReadOnly && now >= plus(row.last_seen_at, pol.touch_interval) && now > row.last_seen_at)))
 	{
