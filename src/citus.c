@@ -58,6 +58,15 @@ PG_FUNCTION_INFO_V1(secpolicy_route_key);
 static int	distributed_state = -1;
 static Oid	distributed_users = InvalidOid;
 
+/*
+ * This node's placement of the policy reference table (policy_<shardid>):
+ * policy_state -1 not looked up yet, 0 none, 1 policy_placement.  Forgotten
+ * with the distributed state, or when the shell or the placement changes.
+ */
+static int	policy_state = -1;
+static Oid	policy_shell = InvalidOid;
+static Oid	policy_placement = InvalidOid;
+
 /* The routed session_touch: its prepared statement. */
 static SPIPlanPtr touch_plan = NULL;
 
@@ -67,6 +76,9 @@ citus_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == distributed_users)
 		distributed_state = -1;
+	if (relid == InvalidOid || relid == distributed_users || relid == policy_shell ||
+		relid == policy_placement)
+		policy_state = -1;
 }
 
 /* Register the invalidation callback, once per backend. */
@@ -76,29 +88,49 @@ sp_citus_init(void)
 	CacheRegisterRelcacheCallback(citus_relcache_callback, (Datum) 0);
 }
 
-/* Is relation `relid` listed in Citus's pg_dist_partition? */
+/*
+ * Look relation `relid` up in Citus catalog `catalog` (pg_dist_partition,
+ * pg_dist_shard: both keyed by logicalrelid); false when it is not listed
+ * (or Citus is not installed).  With `column`, *value is that column of the
+ * first row found (a by-value column).
+ */
 static bool
-listed_by_citus(Oid relid)
+citus_catalog_row(const char *catalog, Oid relid, const char *column, Datum *value)
 {
-	Oid			catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+	Oid			catoid = get_relname_relid(catalog, PG_CATALOG_NAMESPACE);
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
-	AttrNumber	att;
-	bool		found;
+	AttrNumber	att,
+				want = InvalidAttrNumber;
+	HeapTuple	tup;
+	bool		found = false;
 
-	if (!OidIsValid(catalog))
+	if (!OidIsValid(catoid))
 		return false;
-	rel = table_open(catalog, AccessShareLock);
-	att = get_attnum(catalog, "logicalrelid");
-	if (att == InvalidAttrNumber)
+	rel = table_open(catoid, AccessShareLock);
+	att = get_attnum(catoid, "logicalrelid");
+	if (column != NULL)
+		want = get_attnum(catoid, column);
+	if (att == InvalidAttrNumber || (column != NULL && want == InvalidAttrNumber))
 	{
 		table_close(rel, AccessShareLock);
 		return false;
 	}
 	ScanKeyInit(&key, att, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull = false;
+
+		found = true;
+		if (column != NULL)
+		{
+			*value = heap_getattr(tup, want, RelationGetDescr(rel), &isnull);
+			found = !isnull;
+		}
+	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
@@ -114,9 +146,39 @@ sp_distributed(void)
 		Oid			users = OidIsValid(nsp) ? get_relname_relid("users", nsp) : InvalidOid;
 
 		distributed_users = users;
-		distributed_state = OidIsValid(users) && listed_by_citus(users) ? 1 : 0;
+		distributed_state = OidIsValid(users) && citus_catalog_row("pg_dist_partition", users, NULL, NULL) ? 1 : 0;
 	}
 	return distributed_state == 1;
+}
+
+/*
+ * The OID of this node's placement of the policy reference table, read
+ * directly (as a single node reads secpolicy.policy) instead of through a
+ * distributed statement; InvalidOid when this node holds none (the policy is
+ * then read through Citus).
+ */
+Oid
+sp_citus_policy_placement(void)
+{
+	if (policy_state < 0)
+	{
+		Oid			nsp = get_namespace_oid("secpolicy", true);
+		const char *name = SP_RELATION(SPC_POLICY_SESSION_IDLE_TIMEOUT);
+		Datum		shardid;
+
+		policy_shell = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+		policy_placement = InvalidOid;
+		if (OidIsValid(policy_shell) &&
+			citus_catalog_row("pg_dist_shard", policy_shell, "shardid", &shardid))
+		{
+			char		shard[NAMEDATALEN];
+
+			snprintf(shard, sizeof(shard), "%s_" INT64_FORMAT, name, DatumGetInt64(shardid));
+			policy_placement = get_relname_relid(shard, nsp);
+		}
+		policy_state = OidIsValid(policy_placement) ? 1 : 0;
+	}
+	return policy_state == 1 ? policy_placement : InvalidOid;
 }
 
 /* distributed() returns boolean: are the secpolicy tables distributed (Citus)? */
@@ -216,16 +278,18 @@ secpolicy_route_key(PG_FUNCTION_ARGS)
 /*
  * Run as the owner of function `fn` (the extension's owner), as the SECURITY
  * DEFINER flows do, so that nodes only ever connect to each other as that
- * owner, with the search path pinned and no remote transaction block of its
- * own for a call outside one; returns the GUC nest level for AtEOXact_GUC.
- * The user is restored by as_owner_end, or by the abort of an error.
+ * owner.  With pin, also with the search path pinned and no remote
+ * transaction block of its own for a call outside one (returns the GUC nest
+ * level for AtEOXact_GUC); without, the caller runs only statements that
+ * name every relation and operator by its schema (returns -1).  The user is
+ * restored by as_owner_end, or by the abort of an error.
  */
 static int
-as_owner_begin(Oid fn, Oid *save_uid, int *save_sec)
+as_owner_begin(Oid fn, bool pin, Oid *save_uid, int *save_sec)
 {
 	HeapTuple	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
 	Oid			owner;
-	int			nest;
+	int			nest = -1;
 
 	if (!HeapTupleIsValid(proc))
 		elog(ERROR, "cache lookup failed for function %u", fn);
@@ -233,32 +297,36 @@ as_owner_begin(Oid fn, Oid *save_uid, int *save_sec)
 	ReleaseSysCache(proc);
 	GetUserIdAndSecContext(save_uid, save_sec);
 	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("citus.function_opens_transaction_block", "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (pin)
+	{
+		nest = NewGUCNestLevel();
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("citus.function_opens_transaction_block", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
 	return nest;
 }
 
 static void
 as_owner_end(int nest, Oid save_uid, int save_sec)
 {
-	AtEOXact_GUC(true, nest);
+	if (nest >= 0)
+		AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(save_uid, save_sec);
 }
 
 /*
  * Read a session by its token's digest from the worker owning it (a
  * single-shard statement Citus plans on its fast path: one round trip) and,
- * for a session not ended, the policy's session settings from this node's
- * copy of the reference table, so that session_touch() answers a session
- * that needs no write as a single-shard SELECT does.  False when there is
- * none.  The statements see what this transaction did before (a session
- * login() just created).
+ * for a session not ended and with_policy (this node holds no placement of
+ * the policy to read directly), the policy's session settings through
+ * Citus, so that session_touch() answers a session that needs no write as a
+ * single-shard SELECT does.  False when there is none.  The statements see
+ * what this transaction did before (a session login() just created).
  */
 bool
-sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out)
+sp_citus_session_read(text *token, bytea *digest, bool with_policy, SpSessionRead *out)
 {
 	static SPIPlanPtr read_plan = NULL;
 	static SPIPlanPtr policy_plan = NULL;
@@ -274,14 +342,15 @@ sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out)
 	args[1] = PointerGetDatum(digest);
 	nest = as_owner_begin(LookupFuncName(list_make2(makeString("secpolicy"), makeString("session_touch")),
 										 2, (Oid[]) {INT8OID, TEXTOID}, false),
-						  &save_uid, &save_sec);
+						  false, &save_uid, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (read_plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT s.user_id, s.id, s.created_at, s.last_seen_at, s.ended_at IS NOT NULL,"
-									   " s.end_reason FROM secpolicy.sessions s"
-									   " WHERE s.user_id = $1 AND s.token_digest = $2", 2, argtypes);
+		SPIPlanPtr	plan = SPI_prepare("SELECT s.id, s.created_at, s.last_seen_at, s.ended_at IS NOT NULL, s.end_reason"
+									   " FROM secpolicy.sessions s"
+									   " WHERE s.user_id OPERATOR(pg_catalog.=) $1"
+									   " AND s.token_digest OPERATOR(pg_catalog.=) $2", 2, argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the routed session read: %s", SPI_result_code_string(SPI_result));
@@ -305,18 +374,19 @@ sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out)
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 
 		found = true;
-		out->user_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		out->id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		out->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		out->last_seen_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
-		out->ended = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-		d = SPI_getbinval(tup, desc, 6, &isnull);
+		/* the session's user is its account key: the statement found it by that */
+		out->user_id = DatumGetInt64(args[0]);
+		out->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		out->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		out->last_seen_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		out->ended = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		d = SPI_getbinval(tup, desc, 5, &isnull);
 		out->end_reason = isnull ? NULL : TextDatumGetCString(d);
 		MemoryContextSwitchTo(spi);
 	}
-	if (found && !out->ended)
+	if (found && !out->ended && with_policy)
 	{
-		/* the policy: the coordinator's (every node's) copy of the reference table */
+		/* the policy through Citus: this node holds no copy of the reference table */
 		HeapTuple	tup;
 		TupleDesc	desc;
 		bool		isnull;
@@ -368,7 +438,7 @@ sp_citus_session_touch(text *token, SpTouchAnswer *answer)
 	args[0] = Int64GetDatum(sp_token_route(token));
 	args[1] = PointerGetDatum(token);
 
-	nest = as_owner_begin(touch, &save_uid, &save_sec);
+	nest = as_owner_begin(touch, true, &save_uid, &save_sec);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -913,6 +913,18 @@ secpolicy_emit_log_hook(ErrorData *edata)
 		edata->internalquery = NULL;
 		if (at != NULL)
 			edata->message = cut_statement(edata->message, at, strlen(text));
+		else if (edata->message != NULL && strncmp(edata->message, "issuing ", 8) == 0)
+		{
+			/* Citus's citus.log_remote_commands: a command sent to a worker
+			 * (a delegated flow's arguments) */
+			edata->message = pstrdup("issuing " REDACTED);
+		}
+		else if (edata->message != NULL &&
+				 strncmp(edata->message, "executing the command locally: ", 31) == 0)
+		{
+			/* citus.log_local_commands: a shard command run here, with its values */
+			edata->message = pstrdup("executing the command locally: " REDACTED);
+		}
 		if (edata->message != NULL && strncmp(edata->message, "duration: ", 10) == 0)
 		{
 			/* auto_explain: the plan shows the statement and its constants */

@@ -206,7 +206,8 @@ typedef struct SpSessionRead
 	Interval   *touch_interval;
 } SpSessionRead;
 
-extern bool sp_citus_session_read(text *token, bytea *digest, SpSessionRead *out);
+extern bool sp_citus_session_read(text *token, bytea *digest, bool with_policy, SpSessionRead *out);
+extern Oid	sp_citus_policy_placement(void);
 extern void sp_citus_init(void);
 extern bool sp_distributed(void);
 extern int64 sp_account_key(text *username);

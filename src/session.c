@@ -132,11 +132,15 @@ column(Relation rel, const char *name)
 	return att;
 }
 
-/* Read the session settings from the policy row. */
+/*
+ * Read the session settings from the policy row of relation `relid`:
+ * secpolicy.policy, or on a distributed installation this node's placement
+ * of it (a reference table).
+ */
 static void
-read_policy(SessionPolicy *pol)
+read_policy(Oid relid, SessionPolicy *pol)
 {
-	Relation	rel = table_open(secpolicy_relid(SP_RELATION(SPC_POLICY_SESSION_IDLE_TIMEOUT)), AccessShareLock);
+	Relation	rel = table_open(relid, AccessShareLock);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	HeapTuple	tup = heap_getnext(scan, ForwardScanDirection);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -272,8 +276,9 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 	{
 		/* distributed (Citus): read where the session lives, one round trip */
 		SpSessionRead r = {0};
+		Oid			placement = sp_citus_policy_placement();
 
-		found = sp_citus_session_read(token, digest, &r);
+		found = sp_citus_session_read(token, digest, !OidIsValid(placement), &r);
 		row.user_id = r.user_id;
 		row.id = r.id;
 		row.created_at = r.created_at;
@@ -283,6 +288,13 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 		pol.idle_timeout = r.idle_timeout;
 		pol.max_lifetime = r.max_lifetime;
 		pol.touch_interval = r.touch_interval;
+		if (found && !row.ended && OidIsValid(placement))
+		{
+			/* the policy from this node's copy of the reference table */
+			PushActiveSnapshot(GetTransactionSnapshot());
+			read_policy(placement, &pol);
+			PopActiveSnapshot();
+		}
 	}
 	else
 	{
@@ -296,7 +308,7 @@ secpolicy_session_touch(PG_FUNCTION_ARGS)
 		UpdateActiveSnapshotCommandId();
 		found = find_session(digest, &row);
 		if (found && !row.ended)
-			read_policy(&pol);
+			read_policy(secpolicy_relid(SP_RELATION(SPC_POLICY_SESSION_IDLE_TIMEOUT)), &pol);
 		PopActiveSnapshot();
 	}
 

@@ -50,7 +50,7 @@ at_exit 'rm -rf "$out"'
 at_exit sp_citus_stop
 at_exit 'wait 2>/dev/null'
 
-plan 60
+plan 64
 
 if ! sp_citus_start 2 -c "shared_preload_libraries = 'citus,pg_cron,secpolicy'" -c "cron.database_name = '$db'" \
         -c "cron.use_background_workers = on" || ! sp_citus_db "$db" || ! sp_citus_db "$rdb"; then
@@ -243,6 +243,21 @@ is "$st|$((c1 - c0))" "active,active|0" \
 q "UPDATE secpolicy.sessions SET last_seen_at = now() - interval '10 seconds' WHERE user_id = $key AND token_digest = secpolicy.token_digest('$tok')" >/dev/null
 is "$(q "SELECT status FROM secpolicy.session_touch('$tok')")|$(q "SELECT last_seen_at > now() - interval '5 seconds' FROM secpolicy.sessions WHERE user_id = $key AND token_digest = secpolicy.token_digest('$tok')")" \
    "active|t" "a touch after the touch interval moves the idle deadline, on the worker"
+# the policy is read from this node's placement of the reference table: a change is seen at once
+q "UPDATE secpolicy.sessions SET last_seen_at = now() - interval '3 minutes' WHERE user_id = $key AND token_digest = secpolicy.token_digest('$tok')" >/dev/null
+is "$(q "BEGIN; UPDATE secpolicy.policy SET session_idle_timeout = interval '2 minutes';
+         SELECT status FROM secpolicy.session_touch('$tok'); ROLLBACK;")|$(q "SELECT status FROM secpolicy.session_touch('$tok')")" \
+   "expired|active" "a touch reads the policy of its own transaction (idle timeout cut to 2 minutes, rolled back)"
+# a hostile search_path: an operator = on bytea (the token digest) that is always true
+forged="sps_$(printf 'A%.0s' $(seq 1 43)).$key"
+is "$(q "SET client_min_messages = warning; CREATE SCHEMA hostile;
+         CREATE FUNCTION hostile.always(bytea, bytea) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+         CREATE OPERATOR hostile.= (FUNCTION = hostile.always, LEFTARG = bytea, RIGHTARG = bytea);
+         SET search_path = hostile, pg_catalog;
+         SELECT status FROM secpolicy.session_touch('$forged');
+         SELECT status FROM secpolicy.session_touch('$tok');
+         RESET search_path; DROP SCHEMA hostile CASCADE" | tr '\n' ' ')" "unknown active " \
+   "a caller's search_path with an always-true = does not make a forged token find a session"
 tokx=$(q "SELECT session_token FROM secpolicy.login('u05', '$PW')")
 q "UPDATE secpolicy.sessions SET last_seen_at = now() - interval '20 minutes', created_at = now() - interval '20 minutes'
     WHERE token_digest = secpolicy.token_digest('$tokx')" >/dev/null
@@ -257,6 +272,34 @@ is "$(q "SELECT status FROM secpolicy.reset_password('$rt', 'Brand-New-Pass-42!'
    "ok,invalid_token,t" "a reset token is single-use; an unknown name gets no token"
 is "$(q "SELECT status FROM secpolicy.change_password('u03', '$PW', 'Changed-Pass-44!')"),$(q "SELECT status FROM secpolicy.login('u03', 'Changed-Pass-44!')")" \
    "ok,ok" "change_password, then a login with the new password"
+
+# Citus's citus.log_remote_commands (any user may set it) logs each command sent to a worker:
+# the delegated login carries the password, the delegated touch the token
+lpw='Remote-Log-Pass-77!'
+q "SELECT secpolicy.create_user('remotelog', '$lpw')" >/dev/null
+ltok=$(q "SELECT session_token FROM secpolicy.login('remotelog', '$lpw')")
+for w in "$W1" "$W2"; do   # and on the workers, where the delegated bodies run shard commands locally
+    for c in "ALTER SYSTEM SET citus.log_local_commands = on" "ALTER SYSTEM SET log_min_messages = notice" "SELECT pg_reload_conf()"; do
+        qn "$w" "$c" >/dev/null
+    done
+done
+sleep 1
+q "SET citus.log_remote_commands = on; SET citus.log_local_commands = on; SET log_min_messages = notice;
+   SELECT status FROM secpolicy.login('remotelog', '$lpw');
+   SELECT status FROM secpolicy.change_password('remotelog', '$lpw', '$lpw-2');
+   SELECT secpolicy.create_user('remotelog2', '$lpw-3')" >/dev/null 2>&1
+q "UPDATE secpolicy.sessions SET last_seen_at = now() - interval '1 minute' WHERE token_digest = secpolicy.token_digest('$ltok')" >/dev/null
+q "SET citus.log_remote_commands = on; SET log_min_messages = notice;
+   SELECT status FROM secpolicy.session_touch('$ltok')" >/dev/null 2>&1
+for w in "$W1" "$W2"; do
+    for c in "ALTER SYSTEM RESET citus.log_local_commands" "ALTER SYSTEM RESET log_min_messages" "SELECT pg_reload_conf()"; do
+        qn "$w" "$c" >/dev/null
+    done
+done
+is "$(cat "$SP_CITUS_DIR"/n[012].log | grep -c -e "$lpw" -e "${ltok%%.*}")" 0 \
+   "citus.log_remote_commands and log_local_commands with log_min_messages = notice: no password or token in any node's log"
+ok "$([ "$(grep -c 'issuing' "$SP_CITUS_DIR/n0.log")" -gt 0 ] && [ "$(cat "$SP_CITUS_DIR"/n[12].log | grep -c 'executing the command locally')" -gt 0 ] && echo 1)" \
+   "(and the remote and local commands were logged: the test saw them)"
 
 # --- 9. offboarding ----------------------------------------------------------------
 tok=$(q "SELECT session_token FROM secpolicy.login('u04', '$PW')")
