@@ -19,6 +19,7 @@ OBJS = \
 	src/seal.o \
 	src/session.o \
 	src/citus.o \
+	src/citus_direct.o \
 	src/audit.o \
 	src/catalog.o \
 	src/ledger.o \
@@ -49,8 +50,8 @@ REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-config=$(CURDIR)/test/regress-temp.conf
 
 PKG_CONFIG ?= pkg-config
-PG_CPPFLAGS = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags libsodium liboath)
-SHLIB_LINK  = $(shell $(PKG_CONFIG) --libs libsodium liboath)
+PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) $(shell $(PKG_CONFIG) --cflags libsodium liboath)
+SHLIB_LINK  = $(shell $(PKG_CONFIG) --libs libsodium liboath) -lpq
 
 EXTRA_CLEAN = src/blocklist_words.c results regression.diffs regression.out log \
 	$(EXTENSION)-*.tar.gz test/regress-temp.conf test/regress.key

@@ -343,6 +343,19 @@ sp_citus_session_read(text *token, bytea *digest, bool with_policy, SpSessionRea
 	nest = as_owner_begin(LookupFuncName(list_make2(makeString("secpolicy"), makeString("session_touch")),
 										 2, (Oid[]) {INT8OID, TEXTOID}, false),
 						  false, &save_uid, &save_sec);
+
+	/* on this backend's own connection to the worker, where that answers the same */
+	{
+		int			direct = sp_citus_direct_read(DatumGetInt64(args[0]), digest,
+												  GetUserNameFromId(GetUserId(), false), out);
+
+		if (direct == 0 || (direct == 1 && (out->ended || !with_policy)))
+		{
+			as_owner_end(nest, save_uid, save_sec);
+			return direct == 1;
+		}
+		memset(out, 0, sizeof(*out));
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (read_plan == NULL)

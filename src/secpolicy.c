@@ -31,6 +31,7 @@ _PG_init(void)
 	sp_seal_init();
 	sp_session_init();
 	sp_citus_init();
+	sp_citus_direct_init();
 	sp_audit_init();
 	sp_ledger_init();
 	sp_logfilter_init();

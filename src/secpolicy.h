@@ -208,6 +208,10 @@ typedef struct SpSessionRead
 
 extern bool sp_citus_session_read(text *token, bytea *digest, bool with_policy, SpSessionRead *out);
 extern Oid	sp_citus_policy_placement(void);
+
+/* citus_direct.c */
+extern void sp_citus_direct_init(void);
+extern int	sp_citus_direct_read(int64 key, bytea *digest, const char *user, SpSessionRead *out);
 extern void sp_citus_init(void);
 extern bool sp_distributed(void);
 extern int64 sp_account_key(text *username);

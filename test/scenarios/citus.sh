@@ -50,7 +50,7 @@ at_exit 'rm -rf "$out"'
 at_exit sp_citus_stop
 at_exit 'wait 2>/dev/null'
 
-plan 64
+plan 68
 
 if ! sp_citus_start 2 -c "shared_preload_libraries = 'citus,pg_cron,secpolicy'" -c "cron.database_name = '$db'" \
         -c "cron.use_background_workers = on" || ! sp_citus_db "$db" || ! sp_citus_db "$rdb"; then
@@ -258,6 +258,48 @@ is "$(q "SET client_min_messages = warning; CREATE SCHEMA hostile;
          SELECT status FROM secpolicy.session_touch('$tok');
          RESET search_path; DROP SCHEMA hostile CASCADE" | tr '\n' ' ')" "unknown active " \
    "a caller's search_path with an always-true = does not make a forged token find a session"
+# the read on this backend's own connection to the worker (a statement prepared there once):
+# outside a transaction block Citus sends nothing; inside one the read goes through Citus,
+# and sees what the transaction did (a session login() just created, not yet committed)
+tok7=$(q "SELECT session_token FROM secpolicy.login('u07', '$PW')")
+key7=$(q "SELECT secpolicy.account_key('u07')")
+fresh7="UPDATE secpolicy.sessions SET last_seen_at = now() WHERE user_id = $key7 AND token_digest = secpolicy.token_digest('$tok7')"
+q "$fresh7" >/dev/null
+is "$(psql -X -q -At -d "$db" -c "SET citus.log_remote_commands = on" -c "SELECT status FROM secpolicy.session_touch('$tok7')" 2>&1 | grep -c -e 'sessions_' -e '^active')|$(q "BEGIN; SET LOCAL citus.log_remote_commands = on; SELECT status FROM secpolicy.session_touch('$tok7'); COMMIT" | grep -c 'FROM secpolicy.sessions_')" \
+   "1|1" "a touch outside a transaction block is read on the coordinator's own connection (Citus sends nothing); inside one, through Citus"
+is "$(psql -X -q -At -d "$db" 2>&1 <<SQL | tr '\n' ' '
+BEGIN;
+SELECT session_token AS t7 FROM secpolicy.login('u07', '$PW') \\gset
+SELECT status FROM secpolicy.session_touch(:'t7');
+ROLLBACK;
+SQL
+)" "active " "in a transaction block, a session login() created in it is found"
+# a worker that stops answering mid-read: statement_timeout cancels the wait, the connection
+# is dropped, and the next touch connects anew
+tw7=$(node_of "$key7")
+wpid="psql -X -At -p $tw7 -d $db -c \"SELECT pid FROM pg_stat_activity WHERE application_name = 'secpolicy session read'\""
+q "$fresh7" >/dev/null
+is "$(psql -X -q -At -v VERBOSITY=sqlstate -d "$db" 2>&1 <<SQL | tr '\n' ' '
+SELECT status FROM secpolicy.session_touch('$tok7');
+\\! kill -STOP \$($wpid)
+SET statement_timeout = '1s';
+SELECT status FROM secpolicy.session_touch('$tok7');
+\\! kill -CONT \$($wpid)
+RESET statement_timeout;
+SELECT status FROM secpolicy.session_touch('$tok7');
+SQL
+)" "active ERROR:  57014 active " "a worker stopped mid-read: the touch is cancelled by statement_timeout (57014), and the next one answers"
+# a shard moved to the other worker, then the session ended there: the same backend reads the new placement
+q "$fresh7" >/dev/null
+shard7=$(q "SELECT get_shard_id_for_distribution_column('secpolicy.sessions', $key7)")
+to7=$([ "$tw7" = "$W1" ] && echo "$W2" || echo "$W1")
+is "$(psql -X -q -At -v VERBOSITY=sqlstate -d "$db" 2>&1 <<SQL | tr '\n' ' '
+SELECT status FROM secpolicy.session_touch('$tok7');
+\\! psql -X -q -At -d $db -c "SELECT citus_move_shard_placement($shard7, '127.0.0.1', $tw7, '127.0.0.1', $to7, 'block_writes')" >/dev/null
+\\! psql -X -q -At -d $db -c "SELECT secpolicy.logout('$tok7')" >/dev/null
+SELECT status FROM secpolicy.session_touch('$tok7');
+SQL
+)|$(node_of "$key7")" "active revoked |$to7" "a shard moved to the other worker and the session ended there: the next touch of the same backend answers revoked"
 tokx=$(q "SELECT session_token FROM secpolicy.login('u05', '$PW')")
 q "UPDATE secpolicy.sessions SET last_seen_at = now() - interval '20 minutes', created_at = now() - interval '20 minutes'
     WHERE token_digest = secpolicy.token_digest('$tokx')" >/dev/null
@@ -420,11 +462,13 @@ read -r w2_user w2_locked <<<"$(placed "$W2" 2)"
 w1_user=$(placed "$W1" 1)
 for u in "$w2_user" "$w2_locked" "$w1_user"; do q "SELECT secpolicy.create_user('$u', '$PW')" >/dev/null; done
 for i in 1 2 3 4 5; do q "SELECT status FROM secpolicy.login('$w2_locked', 'Wrong-Guess-$i!')" >/dev/null; done
+w2_tok=$(q "SELECT session_token FROM secpolicy.login('$w2_user', '$PW')")
 sp_citus_node_stop 2 immediate
 is "$(q "SELECT status FROM secpolicy.login('$w1_user', '$PW')")" ok "with worker 2 down, an account of worker 1 logs in"
 st=$(qs "SELECT status FROM secpolicy.login('$w2_user', '$PW')")
-ok "$([[ $st =~ ^[0-9A-Z]{5}$ ]] && [ "$st" != 00000 ] && echo 1)" \
-   "an account of the stopped worker gets an error, not an answer" "$st"
+st2=$(qs "SELECT status FROM secpolicy.session_touch('$w2_tok')")
+ok "$([[ $st =~ ^[0-9A-Z]{5}$ ]] && [ "$st" != 00000 ] && [[ $st2 =~ ^[0-9A-Z]{5}$ ]] && [ "$st2" != 00000 ] && echo 1)" \
+   "an account of the stopped worker gets an error, not an answer (login, session_touch)" "$st $st2"
 sp_citus_node_start 2
 back=0
 for i in $(seq 1 30); do
