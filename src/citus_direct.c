@@ -92,9 +92,18 @@ direct_relcache_callback(Datum arg, Oid relid)
 			route_state = -1;
 }
 
+/* secpolicy.citus_direct_reads */
+static bool direct_reads = true;
+
 void
 sp_citus_direct_init(void)
 {
+	DefineCustomBoolVariable("secpolicy.citus_direct_reads",
+							 gettext_noop("Lets session_touch() on a Citus coordinator read sessions on connections of its own to the workers."),
+							 gettext_noop("Each backend then keeps one connection per worker besides those of Citus; off: the read goes through Citus."),
+							 &direct_reads, true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 	CacheRegisterRelcacheCallback(direct_relcache_callback, (Datum) 0);
 }
 
@@ -421,6 +430,13 @@ sp_citus_direct_read(int64 key, bytea *digest, const char *user, SpSessionRead *
 	WorkerNode	   *node;
 	int			status = -1;
 
+	if (!direct_reads)
+	{
+		/* turned off: close what this backend holds */
+		for (int i = 0; i < nnodes; i++)
+			drop_connection(&nodes[i]);
+		return -1;
+	}
 	if (IsTransactionBlock() || key == 0)
 		return -1;
 	if (route_state < 0)

@@ -265,8 +265,8 @@ tok7=$(q "SELECT session_token FROM secpolicy.login('u07', '$PW')")
 key7=$(q "SELECT secpolicy.account_key('u07')")
 fresh7="UPDATE secpolicy.sessions SET last_seen_at = now() WHERE user_id = $key7 AND token_digest = secpolicy.token_digest('$tok7')"
 q "$fresh7" >/dev/null
-is "$(psql -X -q -At -d "$db" -c "SET citus.log_remote_commands = on" -c "SELECT status FROM secpolicy.session_touch('$tok7')" 2>&1 | grep -c -e 'sessions_' -e '^active')|$(q "BEGIN; SET LOCAL citus.log_remote_commands = on; SELECT status FROM secpolicy.session_touch('$tok7'); COMMIT" | grep -c 'FROM secpolicy.sessions_')" \
-   "1|1" "a touch outside a transaction block is read on the coordinator's own connection (Citus sends nothing); inside one, through Citus"
+is "$(psql -X -q -At -d "$db" -c "SET citus.log_remote_commands = on" -c "SELECT status FROM secpolicy.session_touch('$tok7')" 2>&1 | grep -c -e 'sessions_' -e '^active')|$(q "BEGIN; SET LOCAL citus.log_remote_commands = on; SELECT status FROM secpolicy.session_touch('$tok7'); COMMIT" | grep -c 'FROM secpolicy.sessions_')|$(psql -X -q -At -d "$db" -c "SET secpolicy.citus_direct_reads = off" -c "SET citus.log_remote_commands = on" -c "SELECT status FROM secpolicy.session_touch('$tok7')" 2>&1 | grep -c 'FROM secpolicy.sessions_')" \
+   "1|1|1" "a touch outside a transaction block is read on the coordinator's own connection (Citus sends nothing); inside one, or with secpolicy.citus_direct_reads off, through Citus"
 is "$(psql -X -q -At -d "$db" 2>&1 <<SQL | tr '\n' ' '
 BEGIN;
 SELECT session_token AS t7 FROM secpolicy.login('u07', '$PW') \\gset
