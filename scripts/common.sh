@@ -24,7 +24,7 @@ sp_root() {
 sp_install_packages() {
     local pkgs=(build-essential pkg-config ca-certificates procps
                 "postgresql-$PGVERSION" "postgresql-server-dev-$PGVERSION" "postgresql-contrib"
-                libsodium-dev liboath-dev oathtool argon2 libkrb5-dev
+                libsodium-dev liboath-dev libpq-dev oathtool argon2 libkrb5-dev
                 "postgresql-$PGVERSION-pgtap" libtap-parser-sourcehandler-pgtap-perl perl
                 "postgresql-$PGVERSION-cron")
     local missing=() p

@@ -15,8 +15,8 @@
  * changed).
  *
  * It is used only where it answers exactly what the statement through Citus
- * would: a statement outside a transaction block (so that nothing this
- * transaction did is invisible to another connection), one placement per
+ * would: in the first statement of a transaction outside a transaction block
+ * (so that nothing this transaction did is invisible to another connection), one placement per
  * shard, no passwords of pg_dist_authinfo and no poolers of pg_dist_poolinfo
  * to honour.  Otherwise, or when a worker cannot be reached, the caller
  * reads through Citus (which raises for a worker that is down).
@@ -62,6 +62,7 @@ typedef struct WorkerNode
 	char	   *host;
 	int			port;
 	PGconn	   *conn;
+	char		user[NAMEDATALEN];	/* whom conn is connected as */
 	TimestampTz down_until;		/* not tried again before */
 	int64	   *prepared;		/* shards whose read is prepared on conn */
 	int			nprepared;
@@ -293,6 +294,7 @@ connect_node(WorkerNode *node, const char *user)
 		return false;
 	node->conn = conn;
 	node->nprepared = 0;
+	strlcpy(node->user, user, sizeof(node->user));
 	while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
 	{
 		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
@@ -437,7 +439,9 @@ sp_citus_direct_read(int64 key, bytea *digest, const char *user, SpSessionRead *
 			drop_connection(&nodes[i]);
 		return -1;
 	}
-	if (IsTransactionBlock() || key == 0)
+	/* only for the first statement of a transaction of its own: nothing it
+	 * did before (a session login() created, one logout() ended) is unseen */
+	if (IsTransactionBlock() || sp_xact_statements > 1 || key == 0)
 		return -1;
 	if (route_state < 0)
 	{
@@ -458,7 +462,7 @@ sp_citus_direct_read(int64 key, bytea *digest, const char *user, SpSessionRead *
 	if (route_state != 1 || (route = route_of(key)) == NULL)
 		return -1;
 	node = &nodes[route->node];
-	if (node->conn == NULL || PQstatus(node->conn) != CONNECTION_OK)
+	if (node->conn == NULL || PQstatus(node->conn) != CONNECTION_OK || strcmp(node->user, user) != 0)
 	{
 		drop_connection(node);
 		if (GetCurrentTimestamp() < node->down_until)

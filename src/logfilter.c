@@ -997,6 +997,7 @@ secpolicy_post_parse_analyze(ParseState *pstate, Query *query)
 static void
 secpolicy_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
+	sp_xact_statements++;
 	classify_here();
 	if (prev_ExecutorStart_hook)
 		prev_ExecutorStart_hook(queryDesc, eflags);

@@ -182,6 +182,7 @@ extern void sp_audit_init(void);
 
 /* session.c */
 extern void sp_session_init(void);
+extern uint64 sp_xact_statements;	/* executor starts in this transaction so far */
 
 /* citus.c: a distributed installation */
 typedef struct SpTouchAnswer

@@ -64,6 +64,13 @@ PG_FUNCTION_INFO_V1(secpolicy_current_session_id);
 static int64 current_user_id = 0;
 static int64 current_session_id = 0;
 
+/*
+ * Statements (executor starts, the log filter's hook counts them) of the
+ * current transaction so far: 1 while its first statement runs, which has
+ * done nothing before that another connection could not see.
+ */
+uint64		sp_xact_statements = 0;
+
 /* What session_touch reads of a session row. */
 typedef struct SessionRow
 {
@@ -97,7 +104,10 @@ session_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		set_current(0, 0);
+		sp_xact_statements = 0;
+	}
 }
 
 /* Register the transaction callback, once per backend. */

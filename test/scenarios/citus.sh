@@ -50,7 +50,7 @@ at_exit 'rm -rf "$out"'
 at_exit sp_citus_stop
 at_exit 'wait 2>/dev/null'
 
-plan 68
+plan 69
 
 if ! sp_citus_start 2 -c "shared_preload_libraries = 'citus,pg_cron,secpolicy'" -c "cron.database_name = '$db'" \
         -c "cron.use_background_workers = on" || ! sp_citus_db "$db" || ! sp_citus_db "$rdb"; then
@@ -274,6 +274,14 @@ SELECT status FROM secpolicy.session_touch(:'t7');
 ROLLBACK;
 SQL
 )" "active " "in a transaction block, a session login() created in it is found"
+q "CREATE FUNCTION public.login_then_touch(u text, p text) RETURNS text LANGUAGE plpgsql AS \$f\$
+   DECLARE t text;
+   BEGIN
+       SELECT session_token INTO t FROM secpolicy.login(u, p);
+       RETURN (SELECT status FROM secpolicy.session_touch(t));
+   END \$f\$" >/dev/null
+is "$(q "SELECT public.login_then_touch('u07', '$PW')")" active \
+   "one statement that logs in and then touches (an application function): the new session is found"
 # a worker that stops answering mid-read: statement_timeout cancels the wait, the connection
 # is dropped, and the next touch connects anew
 tw7=$(node_of "$key7")
