@@ -32,6 +32,7 @@
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -67,7 +68,9 @@ typedef struct WorkerNode
 	int			port;
 	PGconn	   *conn;
 	char		user[NAMEDATALEN];	/* whom conn is connected as */
+	char	   *conninfo;		/* citus.node_conninfo it was made with */
 	TimestampTz down_until;		/* not tried again before */
+	int			failures;		/* connection attempts failed in a row */
 	int64	   *prepared;		/* shards whose read is prepared on conn */
 	int			nprepared;
 } WorkerNode;
@@ -86,15 +89,23 @@ static const char *const catalogs[] = {
 };
 static Oid	catalog_oids[lengthof(catalogs)];
 
+/* Invalidations seen: a reload publishes its routes only if none came meanwhile. */
+static uint64 route_generation = 0;
+
 /* Forget the routing when Citus changes it; connections stay open. */
 static void
 direct_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == sessions_shell)
-		route_state = -1;
+	bool		hit = relid == InvalidOid || relid == sessions_shell;
+
 	for (int i = 0; i < (int) lengthof(catalogs); i++)
 		if (relid == catalog_oids[i])
-			route_state = -1;
+			hit = true;
+	if (hit)
+	{
+		route_state = -1;
+		route_generation++;
+	}
 }
 
 /* secpolicy.citus_direct_reads */
@@ -134,6 +145,7 @@ load_routes(void)
 {
 	Oid			nsp = get_namespace_oid("secpolicy", true);
 	int			n;
+	uint64		generation = route_generation;
 
 	route_state = 0;
 	nroutes = 0;
@@ -168,7 +180,7 @@ load_routes(void)
 							  " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1 AND d.partmethod OPERATOR(pg_catalog.=) 'h'"
 							  " ORDER BY 2",
 							  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(sessions_shell)},
-							  NULL, true, 0) != SPI_OK_SELECT)
+							  NULL, false, 0) != SPI_OK_SELECT)
 		return;
 	n = (int) SPI_processed;
 	if (n == 0)
@@ -196,7 +208,8 @@ load_routes(void)
 		routes[i].node = node_index(TextDatumGetCString(v[3]), DatumGetInt32(v[4]));
 	}
 	nroutes = n;
-	route_state = 1;
+	/* an invalidation that came while reading: read again next time */
+	route_state = generation == route_generation ? 1 : -1;
 }
 
 /* The shard of account key `key`: Citus hashes a bigint with hashint8. */
@@ -299,15 +312,28 @@ connect_node(WorkerNode *node, const char *user)
 	node->conn = conn;
 	node->nprepared = 0;
 	strlcpy(node->user, user, sizeof(node->user));
-	while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+	if (node->conninfo != NULL)
+		pfree(node->conninfo);
+	node->conninfo = MemoryContextStrdup(TopMemoryContext, conninfo ? conninfo : "");
+	PG_TRY();
 	{
-		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+		{
+			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 
-		if (left <= 0 ||
-			!wait_socket(conn, st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, left))
-			break;
-		st = PQconnectPoll(conn);
+			if (left <= 0 ||
+				!wait_socket(conn, st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, left))
+				break;
+			st = PQconnectPoll(conn);
+		}
 	}
+	PG_CATCH();
+	{
+		/* interrupted while connecting */
+		drop_connection(node);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (st != PGRES_POLLING_OK || PQstatus(conn) != CONNECTION_OK)
 	{
 		drop_connection(node);
@@ -445,8 +471,11 @@ sp_citus_direct_read(int64 key, bytea *digest, const char *user, SpSessionRead *
 	}
 	/* only for the first statement of a transaction of its own: nothing it
 	 * did before (a session login() created, one logout() ended) is unseen */
-	if (IsTransactionBlock() || sp_xact_statements > 1 || key == 0)
+	if (IsTransactionBlock() || sp_xact_statements != 1 || key == 0)
 		return -1;
+	/* as Citus's planner would: take in the invalidations sent so far */
+	if (OidIsValid(sessions_shell))
+		LockRelationOid(sessions_shell, AccessShareLock);
 	if (route_state < 0)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
@@ -466,15 +495,25 @@ sp_citus_direct_read(int64 key, bytea *digest, const char *user, SpSessionRead *
 	if (route_state != 1 || (route = route_of(key)) == NULL)
 		return -1;
 	node = &nodes[route->node];
-	if (node->conn == NULL || PQstatus(node->conn) != CONNECTION_OK || strcmp(node->user, user) != 0)
 	{
-		drop_connection(node);
-		if (GetCurrentTimestamp() < node->down_until)
-			return -1;
-		if (!connect_node(node, user))
+		const char *conninfo = GetConfigOption("citus.node_conninfo", true, false);
+
+		if (node->conn == NULL || PQstatus(node->conn) != CONNECTION_OK ||
+			strcmp(node->user, user) != 0 ||
+			strcmp(node->conninfo ? node->conninfo : "", conninfo ? conninfo : "") != 0)
 		{
-			node->down_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RETRY_AFTER_MS);
-			return -1;
+			drop_connection(node);
+			if (GetCurrentTimestamp() < node->down_until)
+				return -1;
+			if (!connect_node(node, user))
+			{
+				/* 1 s, doubling up to a minute: a refused login is not retried in a loop */
+				node->failures = Min(node->failures + 1, 7);
+				node->down_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   Min(RETRY_AFTER_MS << (node->failures - 1), 60000));
+				return -1;
+			}
+			node->failures = 0;
 		}
 	}
 	PG_TRY();

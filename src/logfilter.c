@@ -1011,6 +1011,7 @@ secpolicy_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 						 ProcessUtilityContext context, ParamListInfo params,
 						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
+	sp_xact_statements++;
 	classify_here();
 	if (prev_ProcessUtility_hook)
 		prev_ProcessUtility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
@@ -1023,6 +1024,7 @@ secpolicy_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						 ProcessUtilityContext context, ParamListInfo params,
 						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
+	sp_xact_statements++;
 	classify_here();
 	if (prev_ProcessUtility_hook)
 		prev_ProcessUtility_hook(pstmt, queryString, context, params, queryEnv, dest, qc);

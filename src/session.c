@@ -65,9 +65,11 @@ static int64 current_user_id = 0;
 static int64 current_session_id = 0;
 
 /*
- * Statements (executor starts, the log filter's hook counts them) of the
- * current transaction so far: 1 while its first statement runs, which has
- * done nothing before that another connection could not see.
+ * Statements (executor starts and utility commands, the log filter's hooks
+ * count them) of the current transaction so far: 1 while its first
+ * statement runs, which has done nothing before that another connection
+ * could not see (a DO block or CALL counts 1, and each statement it runs
+ * one more).
  */
 uint64		sp_xact_statements = 0;
 
@@ -115,6 +117,9 @@ void
 sp_session_init(void)
 {
 	RegisterXactCallback(session_xact_callback, NULL);
+	/* loaded inside a transaction: what ran before was not counted */
+	if (IsTransactionState())
+		sp_xact_statements = 2;
 }
 
 /* OID of relation secpolicy.<name>; raises if the extension is not installed. */

@@ -50,7 +50,7 @@ at_exit 'rm -rf "$out"'
 at_exit sp_citus_stop
 at_exit 'wait 2>/dev/null'
 
-plan 69
+plan 70
 
 if ! sp_citus_start 2 -c "shared_preload_libraries = 'citus,pg_cron,secpolicy'" -c "cron.database_name = '$db'" \
         -c "cron.use_background_workers = on" || ! sp_citus_db "$db" || ! sp_citus_db "$rdb"; then
@@ -282,6 +282,11 @@ q "CREATE FUNCTION public.login_then_touch(u text, p text) RETURNS text LANGUAGE
    END \$f\$" >/dev/null
 is "$(q "SELECT public.login_then_touch('u07', '$PW')")" active \
    "one statement that logs in and then touches (an application function): the new session is found"
+tok8=$(q "SELECT session_token FROM secpolicy.login('u08', '$PW')")
+key8=$(q "SELECT secpolicy.account_key('u08')")
+is "$(q "DO \$\$ BEGIN UPDATE secpolicy.sessions SET ended_at = now(), end_reason = 'logout' WHERE user_id = $key8;
+               RAISE NOTICE 'touch: %', (secpolicy.session_touch('$tok8')).status; END \$\$" | grep -o 'touch: .*')" "touch: revoked" \
+   "a DO block that ends the sessions and then touches (a plpgsql expression, no statement of its own): revoked"
 # a worker that stops answering mid-read: statement_timeout cancels the wait, the connection
 # is dropped, and the next touch connects anew
 tw7=$(node_of "$key7")
