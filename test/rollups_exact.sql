@@ -17,7 +17,7 @@
 BEGIN;
 \ir lib/helpers.psql
 \ir lib/reports_reference.psql
-SELECT plan(45);
+SELECT plan(50);
 
 SET LOCAL TimeZone = 'UTC';
 SELECT setseed(0.13);
@@ -50,6 +50,7 @@ CREATE FUNCTION pg_temp.rollups() RETURNS text LANGUAGE sql AS $$
                               (SELECT string_agg(o::text, ',' ORDER BY o::text) FROM secpolicy.rollup_outcomes o),
                               (SELECT string_agg(d::text, ',' ORDER BY d.day) FROM secpolicy.rollup_daily d),
                               (SELECT string_agg(k::text, ',' ORDER BY k::text) FROM secpolicy.rollup_day_keys k),
+                              (SELECT string_agg(k::text, ',' ORDER BY k::text) FROM secpolicy.rollup_hour_keys k),
                               (SELECT string_agg(w::text, ',' ORDER BY w::text) FROM secpolicy.rollup_user_windows w),
                               (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_source_names s))) $$;
 -- the anchor of the stored windows moved back by d (windows rebuilt for it)
@@ -79,6 +80,17 @@ SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'b
 SELECT is((SELECT count(*) FROM secpolicy.rollup_day_keys WHERE day < current_date - 1), 0::bigint,
           'only the open days (yesterday on) keep their distinct keys');
 SELECT ok((SELECT bool_and(keyed = (day >= current_date - 1)) FROM secpolicy.rollup_daily), 'exactly the open days are keyed');
+SELECT is((SELECT count(*) FROM secpolicy.rollup_hour_keys
+            WHERE hour < date_bin('1 hour', now(), '2000-01-01 00:00+00') - interval '1 hour'), 0::bigint,
+          'only the open hours (the hour before the refresh''s on) keep their distinct keys');
+SELECT ok((SELECT bool_and(keyed = (hour >= date_bin('1 hour', now(), '2000-01-01 00:00+00') - interval '1 hour'))
+             FROM secpolicy.rollup_hourly), 'exactly the open hours are keyed');
+SELECT is((SELECT count(*) FROM secpolicy.rollup_hourly h,
+                   LATERAL (SELECT count(*) FILTER (WHERE k.kind = 'a') AS a, count(*) FILTER (WHERE k.kind = 'u') AS u,
+                                   count(*) FILTER (WHERE k.kind = 's') AS s
+                              FROM secpolicy.rollup_hour_keys k WHERE k.hour = h.hour) k
+            WHERE h.keyed AND (h.distinct_accounts, h.distinct_usernames, h.distinct_sources) IS DISTINCT FROM (k.a, k.u, k.s)), 0::bigint,
+          'a keyed hour holds one key per distinct account, username and source it counts');
 
 -- ---------------------------------------------------------------- the tail
 SELECT pg_temp.attempts(400, '2 hours');
@@ -97,6 +109,16 @@ SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 500::bigint, '
 SELECT is((SELECT sum(attempts) FROM secpolicy.rollup_hourly), 2000::numeric, 'the hourly rollups now hold 2000 attempts');
 SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'after the refresh: every report equals the log');
 SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 0::bigint, 'a refresh with nothing new counts nothing');
+-- hours that close: a refresh three hours later (the watermark moved back, the
+-- hours since keyed) drops their keys and the mark
+UPDATE secpolicy.rollup_state SET refreshed_at = refreshed_at - interval '3 hours';
+SELECT secpolicy.rollup_recount_range(now() - interval '5 hours', 'infinity');
+SELECT ok((SELECT count(*) FROM secpolicy.rollup_hour_keys WHERE hour < date_trunc('hour', now()) - interval '1 hour') > 0,
+          'hours keyed while they were open');
+SELECT FROM secpolicy.refresh_rollups();
+SELECT is((SELECT count(*) FROM secpolicy.rollup_hourly
+            WHERE keyed <> (hour >= date_bin('1 hour', now(), '2000-01-01 00:00+00') - interval '1 hour')), 0::bigint,
+          'a refresh unmarks the hours that closed');
 -- back-dated rows (an import, clock skew) in closed days and in the future
 INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
 VALUES (now() - interval '40 days', 3, 'user3', '10.9.9.9', false, 'invalid_password'),

@@ -14,6 +14,9 @@
 -- What the rollups hold (all in UTC):
 --   rollup_hourly        per hour: attempts, failures, lockouts, and exact
 --                        distinct accounts, usernames and sources that failed
+--   rollup_hour_keys     the distinct keys of the open hours (the hour before
+--                        the last refresh's and later), so that the current
+--                        hour's distinct counts grow with the tail
 --   rollup_outcomes      per hour, stage, outcome and success: attempts
 --   rollup_daily         per UTC day: the same as rollup_hourly
 --   rollup_day_keys      the distinct keys of the open days (yesterday, today
@@ -54,10 +57,20 @@ CREATE TABLE secpolicy.rollup_hourly (
     lockouts bigint NOT NULL,
     distinct_accounts bigint NOT NULL,
     distinct_usernames bigint NOT NULL,
-    distinct_sources bigint NOT NULL
+    distinct_sources bigint NOT NULL,
+    keyed boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE secpolicy.rollup_hourly IS
-    'Rollup: per UTC hour, the counted attempts, failures, lockouts and the distinct accounts, usernames (case-folded) and sources of the failures.';
+    'Rollup: per UTC hour, the counted attempts, failures, lockouts and the distinct accounts, usernames (case-folded) and sources of the failures; keyed hours have their distinct keys in rollup_hour_keys.';
+
+CREATE TABLE secpolicy.rollup_hour_keys (
+    hour timestamptz NOT NULL,
+    kind "char" NOT NULL CHECK (kind IN ('a', 'u', 's')),
+    key text NOT NULL,
+    PRIMARY KEY (hour, kind, key)
+);
+COMMENT ON TABLE secpolicy.rollup_hour_keys IS
+    'Rollup: the distinct accounts (a), usernames (u) and sources (s) of the failures of the open UTC hours.';
 
 CREATE TABLE secpolicy.rollup_outcomes (
     hour timestamptz NOT NULL,
@@ -152,6 +165,34 @@ $$;
 COMMENT ON FUNCTION secpolicy.rollup_watermark() IS 'Internal: a rollup watermark at the current snapshot.';
 REVOKE ALL ON FUNCTION secpolicy.rollup_watermark() FROM PUBLIC;
 
+-- Internal: the rows that the watermark w has not counted (the tail), through
+-- the logged_xid index of every partition, with a plan made once per session
+-- (the watermark moves at every refresh; a plan made anew for each report
+-- would cost more than the read).  For a watermark that is not built every
+-- row is in the tail.
+CREATE FUNCTION secpolicy.rollup_tail(w secpolicy.rollup_state) RETURNS SETOF secpolicy.login_attempts
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+    -- the generic plan must not guess a sequential scan (the tail is small),
+    -- nor compile for the rows it guesses
+    SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+    IF NOT coalesce(w.built, false) THEN
+        RETURN QUERY SELECT a.* FROM secpolicy.login_attempts a;
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT a.* FROM secpolicy.login_attempts a
+         WHERE (a.logged_xid >= w.snap_xmax OR a.logged_xid = ANY (w.snap_xip) OR a.logged_xid = w.self_xid)
+           AND CASE WHEN a.logged_xid = w.self_xid THEN a.id > w.self_max_id
+                    ELSE a.logged_xid >= w.snap_xmax OR a.logged_xid = ANY (w.snap_xip) END;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_tail(secpolicy.rollup_state) IS
+    'Internal: the attempt rows a rollup watermark has not counted.';
+REVOKE ALL ON FUNCTION secpolicy.rollup_tail(secpolicy.rollup_state) FROM PUBLIC;
+
 -- Internal: recount the given UTC hours, then the given UTC days, from the
 -- rows the stored watermark counts.  A day is keyed (its distinct keys kept)
 -- when it is no older than the day before the watermark's.
@@ -161,14 +202,24 @@ AS $$
 DECLARE
     st secpolicy.rollup_state;
     open_from date;
+    open_hour timestamptz;
 BEGIN
     SELECT * INTO st FROM secpolicy.rollup_state;
     open_from := (st.refreshed_at AT TIME ZONE 'UTC')::date - 1;
+    open_hour := date_bin('1 hour', st.refreshed_at, timestamptz '2000-01-01 00:00+00') - interval '1 hour';
     IF cardinality(hours) > 0 THEN
+        DELETE FROM secpolicy.rollup_hour_keys k WHERE k.hour = ANY (hours);
         DELETE FROM secpolicy.rollup_hourly r WHERE r.hour = ANY (hours);
         DELETE FROM secpolicy.rollup_outcomes r WHERE r.hour = ANY (hours);
+        INSERT INTO secpolicy.rollup_hour_keys
+        SELECT DISTINCT h.h, k.kind, k.key
+          FROM unnest(hours) h(h)
+          JOIN secpolicy.login_attempts a ON a.attempted_at >= h.h AND a.attempted_at < h.h + interval '1 hour'
+          CROSS JOIN LATERAL (VALUES ('a'::"char", a.user_id::text), ('u', lower(a.username)), ('s', a.client_addr::text)) k(kind, key)
+         WHERE h.h >= open_hour AND NOT a.success AND k.key IS NOT NULL
+           AND NOT (NOT st.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END));
         INSERT INTO secpolicy.rollup_hourly
-        SELECT h.h, x.n, x.f, x.l, x.da, x.du, x.ds
+        SELECT h.h, x.n, x.f, x.l, x.da, x.du, x.ds, coalesce(h.h >= open_hour, false)
           FROM unnest(hours) h(h),
                LATERAL (SELECT count(*) AS n,
                                count(*) FILTER (WHERE NOT a.success) AS f,
@@ -387,7 +438,7 @@ DECLARE
     n secpolicy.rollup_state;
     hours timestamptz[];
     days date[];
-    keyed date[];
+    keyed_days date[];
     open_from date;
 BEGIN
     IF secpolicy.distributed() THEN
@@ -408,6 +459,7 @@ BEGIN
     IF NOT o.built THEN
         -- never built (a new install, a restore): everything, from the log
         DELETE FROM secpolicy.rollup_hourly;
+        DELETE FROM secpolicy.rollup_hour_keys;
         DELETE FROM secpolicy.rollup_outcomes;
         DELETE FROM secpolicy.rollup_daily;
         DELETE FROM secpolicy.rollup_day_keys;
@@ -436,13 +488,13 @@ BEGIN
     -- days: a keyed day takes the new keys, any other is recounted
     days := ARRAY(SELECT DISTINCT (d.attempted_at AT TIME ZONE 'UTC')::date FROM pg_temp.rollup_delta d);
     days_refreshed := cardinality(days);
-    keyed := ARRAY(SELECT r.day FROM secpolicy.rollup_daily r WHERE r.day = ANY (days) AND r.keyed);
+    keyed_days := ARRAY(SELECT r.day FROM secpolicy.rollup_daily r WHERE r.day = ANY (days) AND r.keyed);
     WITH k AS (
         INSERT INTO secpolicy.rollup_day_keys
         SELECT DISTINCT (d.attempted_at AT TIME ZONE 'UTC')::date, k.kind, k.key
           FROM pg_temp.rollup_delta d
           CROSS JOIN LATERAL (VALUES ('a'::"char", d.user_id::text), ('u', lower(d.username)), ('s', d.client_addr::text)) k(kind, key)
-         WHERE NOT d.success AND k.key IS NOT NULL AND (d.attempted_at AT TIME ZONE 'UTC')::date = ANY (keyed)
+         WHERE NOT d.success AND k.key IS NOT NULL AND (d.attempted_at AT TIME ZONE 'UTC')::date = ANY (keyed_days)
         ON CONFLICT DO NOTHING
         RETURNING day, kind
     ), c AS (
@@ -453,7 +505,7 @@ BEGIN
         SELECT (x.hour AT TIME ZONE 'UTC')::date AS day, sum(x.attempts)::bigint AS n,
                sum(x.failures)::bigint AS f, sum(x.lockouts)::bigint AS l
           FROM secpolicy.rollup_hourly x
-         WHERE (x.hour AT TIME ZONE 'UTC')::date = ANY (keyed)
+         WHERE (x.hour AT TIME ZONE 'UTC')::date = ANY (keyed_days)
          GROUP BY 1
     )
     UPDATE secpolicy.rollup_daily r
@@ -463,12 +515,17 @@ BEGIN
            distinct_sources = r.distinct_sources + coalesce(c.s, 0)
       FROM h LEFT JOIN c ON c.day = h.day
      WHERE r.day = h.day;
-    PERFORM secpolicy.rollup_recount('{}', ARRAY(SELECT x FROM unnest(days) x EXCEPT SELECT y FROM unnest(keyed) y));
+    PERFORM secpolicy.rollup_recount('{}', ARRAY(SELECT x FROM unnest(days) x EXCEPT SELECT y FROM unnest(keyed_days) y));
 
     -- days that are no longer open keep their counts and drop their keys
     open_from := (n.refreshed_at AT TIME ZONE 'UTC')::date - 1;
     DELETE FROM secpolicy.rollup_day_keys k WHERE k.day < open_from;
     UPDATE secpolicy.rollup_daily r SET keyed = false WHERE r.keyed AND r.day < open_from;
+    -- so do hours
+    DELETE FROM secpolicy.rollup_hour_keys k
+     WHERE k.hour < date_bin('1 hour', n.refreshed_at, timestamptz '2000-01-01 00:00+00') - interval '1 hour';
+    UPDATE secpolicy.rollup_hourly r SET keyed = false
+     WHERE r.keyed AND r.hour < date_bin('1 hour', n.refreshed_at, timestamptz '2000-01-01 00:00+00') - interval '1 hour';
 
     -- the sliding windows: after a long pause, anew
     IF n.refreshed_at - o.refreshed_at > interval '1 day' THEN
@@ -532,6 +589,7 @@ BEGIN
     END IF;
     IF dropped_before IS NOT NULL THEN
         DELETE FROM secpolicy.rollup_hourly r WHERE r.hour < dropped_before;
+        DELETE FROM secpolicy.rollup_hour_keys r WHERE r.hour < dropped_before;
         DELETE FROM secpolicy.rollup_outcomes r WHERE r.hour < dropped_before;
         DELETE FROM secpolicy.rollup_daily r WHERE r.day::timestamptz < dropped_before;
         DELETE FROM secpolicy.rollup_day_keys r WHERE r.day::timestamptz < dropped_before;

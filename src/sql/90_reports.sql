@@ -299,6 +299,21 @@ DECLARE
     st secpolicy.rollup_state;
     cell_lo timestamptz;
     cell_hi timestamptz;
+    tail secpolicy.login_attempts[];
+    tail_hours timestamptz[];
+    tail_days timestamptz[];
+    cells interval[];
+    hows text[];
+    rest_empty boolean;
+    b_s timestamptz;
+    b_e timestamptz;
+    v_n bigint; v_f bigint; v_l bigint; v_da bigint; v_du bigint; v_ds bigint;
+    c_n bigint; c_f bigint; c_l bigint; c_da bigint; c_du bigint; c_ds bigint;
+    k_a bigint; k_u bigint; k_s bigint;
+    ka text[]; ku text[]; ks text[];
+    o_i integer[] := '{}';
+    o_n bigint[] := '{}'; o_f bigint[] := '{}'; o_l bigint[] := '{}';
+    o_da bigint[] := '{}'; o_du bigint[] := '{}'; o_ds bigint[] := '{}';
 BEGIN
     IF since IS NULL OR until IS NULL OR bucket IS NULL THEN
         RAISE EXCEPTION 'since, until and bucket must not be NULL' USING ERRCODE = '22004';
@@ -374,89 +389,112 @@ BEGIN
         RETURN;
     END IF;
 
-    -- the rows not counted yet, over the whole UTC days of the range
+    -- Each bucket is answered by one of:
+    --   h, d  the rollup of its UTC hour or day (no row of it in the tail)
+    --   t     the rollup of its hour or day plus its rows in the tail, their
+    --         keys that the rollup already holds counted once (a keyed hour
+    --         or day, or one with no counted row)
+    --   r     the log (not a UTC hour or day; a cut last bucket whose cell
+    --         holds later rows; tail rows in an hour or day not keyed)
+    -- Only the tail and these few buckets read the log: the statements stay
+    -- small, and their plans cheap.
     cell_lo := date_bin('1 day', since, epoch);
     cell_hi := date_bin('1 day', until, epoch) + interval '24 hours';
-    RETURN QUERY
-        WITH tail AS MATERIALIZED (
-            SELECT a.attempted_at, a.user_id, a.username, a.client_addr, a.success, a.outcome
+    tail := ARRAY(SELECT t FROM secpolicy.rollup_tail(st) t WHERE t.attempted_at >= cell_lo AND t.attempted_at < cell_hi);
+    tail_hours := ARRAY(SELECT DISTINCT date_bin('1 hour', t.attempted_at, epoch) FROM unnest(tail) t);
+    tail_days := ARRAY(SELECT DISTINCT date_bin('1 day', t.attempted_at, epoch) FROM unnest(tail) t);
+    cells := ARRAY(
+        SELECT CASE WHEN b.s = date_bin('1 hour', b.s, epoch)
+                         AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour'))
+                    THEN interval '1 hour'
+                    WHEN b.s = date_bin('1 day', b.s, epoch)
+                         AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))
+                    THEN interval '24 hours' END
+          FROM (SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e
+                  FROM unnest(starts) WITH ORDINALITY u(s, n)) b
+         ORDER BY b.n);
+    -- a cut last bucket is its cell only if the rest of the cell is empty
+    rest_empty := cells[nb] IS NULL OR until >= starts[nb] + cells[nb]
+                  OR NOT EXISTS (SELECT 1 FROM secpolicy.login_attempts a
+                                  WHERE a.attempted_at >= until AND a.attempted_at < starts[nb] + cells[nb]);
+    hows := ARRAY(
+        SELECT CASE WHEN c.cell IS NULL OR (c.n = nb AND NOT rest_empty) THEN 'r'
+                    WHEN c.cell = interval '1 hour' THEN
+                        CASE WHEN c.s <> ALL (tail_hours) THEN 'h'
+                             WHEN NOT EXISTS (SELECT 1 FROM secpolicy.rollup_hourly r WHERE r.hour = c.s AND NOT r.keyed) THEN 't'
+                             ELSE 'r' END
+                    ELSE
+                        CASE WHEN c.s <> ALL (tail_days) THEN 'd'
+                             WHEN NOT EXISTS (SELECT 1 FROM secpolicy.rollup_daily r
+                                               WHERE r.day = (c.s AT TIME ZONE 'UTC')::date AND NOT r.keyed) THEN 't'
+                             ELSE 'r' END END
+          FROM unnest(starts, cells) WITH ORDINALITY c(s, cell, n)
+         ORDER BY c.n);
+
+    -- the buckets with rows in the tail, and those read from the log
+    FOR i IN 1 .. nb LOOP
+        CONTINUE WHEN hows[i] IN ('h', 'd');
+        b_s := starts[i];
+        b_e := CASE WHEN i < nb THEN starts[i + 1] ELSE until END;
+        IF hows[i] = 'r' THEN
+            SELECT count(*), count(*) FILTER (WHERE NOT a.success), count(DISTINCT a.user_id) FILTER (WHERE NOT a.success),
+                   count(DISTINCT lower(a.username)) FILTER (WHERE NOT a.success),
+                   count(DISTINCT a.client_addr) FILTER (WHERE NOT a.success),
+                   count(*) FILTER (WHERE a.outcome = 'lockout')
+              INTO v_n, v_f, v_da, v_du, v_ds, v_l
               FROM secpolicy.login_attempts a
-             WHERE a.attempted_at >= cell_lo AND a.attempted_at < cell_hi
-               AND (a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) OR a.logged_xid = st.self_xid)
-               AND (NOT st.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END))
-        ), b AS (
-            SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e
-              FROM unnest(starts) WITH ORDINALITY u(s, n)
-        ), g AS (
-            SELECT b.n, b.s, b.e,
-                   CASE WHEN b.s = date_bin('1 hour', b.s, epoch)
-                             AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour'))
-                        THEN interval '1 hour'
-                        WHEN b.s = date_bin('1 day', b.s, epoch)
-                             AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))
-                        THEN interval '24 hours' END AS cell
-              FROM b
-        ), k AS MATERIALIZED (
-            -- how each bucket is answered (materialized: computed once)
-            SELECT g.n, g.s, g.e,
-                   CASE WHEN g.cell IS NULL THEN 'raw'
-                        -- a cut bucket is its cell only if the rest of the cell is empty
-                        WHEN g.e < g.s + g.cell
-                             AND EXISTS (SELECT 1 FROM secpolicy.login_attempts a
-                                          WHERE a.attempted_at >= g.e AND a.attempted_at < g.s + g.cell) THEN 'raw'
-                        WHEN NOT EXISTS (SELECT 1 FROM tail t WHERE t.attempted_at >= g.s AND t.attempted_at < g.s + g.cell)
-                        THEN CASE WHEN g.cell = interval '1 hour' THEN 'h' ELSE 'd' END
-                        -- a day with rows not counted yet: its keys tell which are new
-                        WHEN g.cell = interval '24 hours'
-                             AND EXISTS (SELECT 1 FROM secpolicy.rollup_daily r
-                                          WHERE r.day = (g.s AT TIME ZONE 'UTC')::date AND r.keyed) THEN 'dt'
-                        ELSE 'raw' END AS how
-              FROM g
-        )
-        SELECT k.s, k.e,
-               CASE k.how WHEN 'h' THEN coalesce(h.attempts, 0) WHEN 'raw' THEN x.n
-                          ELSE coalesce(d.attempts, 0) + t.n END,
-               CASE k.how WHEN 'h' THEN coalesce(h.failures, 0) WHEN 'raw' THEN x.f
-                          ELSE coalesce(d.failures, 0) + t.f END,
-               CASE k.how WHEN 'h' THEN coalesce(h.distinct_accounts, 0) WHEN 'raw' THEN x.da
-                          ELSE coalesce(d.distinct_accounts, 0) + t.da END,
-               CASE k.how WHEN 'h' THEN coalesce(h.distinct_usernames, 0) WHEN 'raw' THEN x.du
-                          ELSE coalesce(d.distinct_usernames, 0) + t.du END,
-               CASE k.how WHEN 'h' THEN coalesce(h.distinct_sources, 0) WHEN 'raw' THEN x.ds
-                          ELSE coalesce(d.distinct_sources, 0) + t.ds END,
-               CASE k.how WHEN 'h' THEN coalesce(h.lockouts, 0) WHEN 'raw' THEN x.l
-                          ELSE coalesce(d.lockouts, 0) + t.l END
-          FROM k
-          LEFT JOIN secpolicy.rollup_hourly h ON k.how = 'h' AND h.hour = k.s
-          LEFT JOIN secpolicy.rollup_daily d ON k.how IN ('d', 'dt') AND d.day = (k.s AT TIME ZONE 'UTC')::date
-          CROSS JOIN LATERAL (
-              SELECT count(*) AS n, count(*) FILTER (WHERE NOT y.success) AS f,
-                     count(*) FILTER (WHERE y.outcome = 'lockout') AS l,
-                     count(DISTINCT y.user_id) FILTER (WHERE NOT y.success
-                         AND NOT EXISTS (SELECT 1 FROM secpolicy.rollup_day_keys dk
-                                          WHERE dk.day = (k.s AT TIME ZONE 'UTC')::date AND dk.kind = 'a'
-                                            AND dk.key = y.user_id::text)) AS da,
-                     count(DISTINCT lower(y.username)) FILTER (WHERE NOT y.success
-                         AND NOT EXISTS (SELECT 1 FROM secpolicy.rollup_day_keys dk
-                                          WHERE dk.day = (k.s AT TIME ZONE 'UTC')::date AND dk.kind = 'u'
-                                            AND dk.key = lower(y.username))) AS du,
-                     count(DISTINCT y.client_addr) FILTER (WHERE NOT y.success
-                         AND NOT EXISTS (SELECT 1 FROM secpolicy.rollup_day_keys dk
-                                          WHERE dk.day = (k.s AT TIME ZONE 'UTC')::date AND dk.kind = 's'
-                                            AND dk.key = y.client_addr::text)) AS ds
-                FROM tail y
-               WHERE k.how = 'dt' AND y.attempted_at >= k.s AND y.attempted_at < k.e
-          ) t
-          CROSS JOIN LATERAL (
-              SELECT count(*) AS n, count(*) FILTER (WHERE NOT a.success) AS f,
-                     count(*) FILTER (WHERE a.outcome = 'lockout') AS l,
-                     count(DISTINCT a.user_id) FILTER (WHERE NOT a.success) AS da,
-                     count(DISTINCT lower(a.username)) FILTER (WHERE NOT a.success) AS du,
-                     count(DISTINCT a.client_addr) FILTER (WHERE NOT a.success) AS ds
-                FROM secpolicy.login_attempts a
-               WHERE k.how = 'raw' AND a.attempted_at >= k.s AND a.attempted_at < k.e
-          ) x
-         ORDER BY k.n;
+             WHERE a.attempted_at >= b_s AND a.attempted_at < b_e;
+        ELSE
+            SELECT count(*), count(*) FILTER (WHERE NOT t.success), count(*) FILTER (WHERE t.outcome = 'lockout'),
+                   coalesce(array_agg(DISTINCT t.user_id::text) FILTER (WHERE NOT t.success AND t.user_id IS NOT NULL), '{}'),
+                   coalesce(array_agg(DISTINCT lower(t.username)) FILTER (WHERE NOT t.success AND t.username IS NOT NULL), '{}'),
+                   coalesce(array_agg(DISTINCT t.client_addr::text) FILTER (WHERE NOT t.success AND t.client_addr IS NOT NULL), '{}')
+              INTO v_n, v_f, v_l, ka, ku, ks
+              FROM unnest(tail) t
+             WHERE t.attempted_at >= b_s AND t.attempted_at < b_e;
+            -- the rollup's counts, and how many of the tail's keys it holds
+            IF cells[i] = interval '1 hour' THEN
+                SELECT r.attempts, r.failures, r.lockouts, r.distinct_accounts, r.distinct_usernames, r.distinct_sources
+                  INTO c_n, c_f, c_l, c_da, c_du, c_ds
+                  FROM secpolicy.rollup_hourly r WHERE r.hour = b_s;
+                SELECT (SELECT count(*) FROM secpolicy.rollup_hour_keys k WHERE k.hour = b_s AND k.kind = 'a' AND k.key = ANY (ka)),
+                       (SELECT count(*) FROM secpolicy.rollup_hour_keys k WHERE k.hour = b_s AND k.kind = 'u' AND k.key = ANY (ku)),
+                       (SELECT count(*) FROM secpolicy.rollup_hour_keys k WHERE k.hour = b_s AND k.kind = 's' AND k.key = ANY (ks))
+                  INTO k_a, k_u, k_s;
+            ELSE
+                SELECT r.attempts, r.failures, r.lockouts, r.distinct_accounts, r.distinct_usernames, r.distinct_sources
+                  INTO c_n, c_f, c_l, c_da, c_du, c_ds
+                  FROM secpolicy.rollup_daily r WHERE r.day = (b_s AT TIME ZONE 'UTC')::date;
+                SELECT (SELECT count(*) FROM secpolicy.rollup_day_keys k WHERE k.day = (b_s AT TIME ZONE 'UTC')::date AND k.kind = 'a' AND k.key = ANY (ka)),
+                       (SELECT count(*) FROM secpolicy.rollup_day_keys k WHERE k.day = (b_s AT TIME ZONE 'UTC')::date AND k.kind = 'u' AND k.key = ANY (ku)),
+                       (SELECT count(*) FROM secpolicy.rollup_day_keys k WHERE k.day = (b_s AT TIME ZONE 'UTC')::date AND k.kind = 's' AND k.key = ANY (ks))
+                  INTO k_a, k_u, k_s;
+            END IF;
+            v_n := coalesce(c_n, 0) + v_n;
+            v_f := coalesce(c_f, 0) + v_f;
+            v_l := coalesce(c_l, 0) + v_l;
+            v_da := coalesce(c_da, 0) + cardinality(ka) - k_a;
+            v_du := coalesce(c_du, 0) + cardinality(ku) - k_u;
+            v_ds := coalesce(c_ds, 0) + cardinality(ks) - k_s;
+        END IF;
+        o_i := o_i || i;
+        o_n := o_n || v_n; o_f := o_f || v_f; o_l := o_l || v_l;
+        o_da := o_da || v_da; o_du := o_du || v_du; o_ds := o_ds || v_ds;
+    END LOOP;
+
+    RETURN QUERY
+        SELECT b.s, b.e,
+               coalesce(o.n, h.attempts, d.attempts, 0), coalesce(o.f, h.failures, d.failures, 0),
+               coalesce(o.da, h.distinct_accounts, d.distinct_accounts, 0),
+               coalesce(o.du, h.distinct_usernames, d.distinct_usernames, 0),
+               coalesce(o.ds, h.distinct_sources, d.distinct_sources, 0),
+               coalesce(o.l, h.lockouts, d.lockouts, 0)
+          FROM (SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e, hows[u.n] AS how
+                  FROM unnest(starts) WITH ORDINALITY u(s, n)) b
+          LEFT JOIN unnest(o_i, o_n, o_f, o_l, o_da, o_du, o_ds) o(i, n, f, l, da, du, ds) ON o.i = b.n
+          LEFT JOIN secpolicy.rollup_hourly h ON b.how = 'h' AND h.hour = b.s
+          LEFT JOIN secpolicy.rollup_daily d ON b.how = 'd' AND d.day = (b.s AT TIME ZONE 'UTC')::date
+         ORDER BY b.n;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.failed_login_report(timestamptz, timestamptz, interval) IS
@@ -465,15 +503,42 @@ REVOKE ALL ON FUNCTION secpolicy.failed_login_report(timestamptz, timestamptz, i
 GRANT EXECUTE ON FUNCTION secpolicy.failed_login_report(timestamptz, timestamptz, interval)
     TO secpolicy_analyst, secpolicy_admin;
 
+-- Internal (failed_logins_daily): the first and the last failure, or a span
+-- that holds them within the same UTC days (from the daily rollups and the
+-- tail when the rollups are built).
+CREATE FUNCTION secpolicy.failure_span(OUT lo timestamptz, OUT hi timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+DECLARE
+    st secpolicy.rollup_state;
+    d_lo date;
+    d_hi date;
+    t_lo timestamptz;
+    t_hi timestamptz;
+BEGIN
+    SELECT * INTO st FROM secpolicy.rollup_state;
+    IF st.built THEN
+        SELECT min(r.day), max(r.day) INTO d_lo, d_hi FROM secpolicy.rollup_daily r WHERE r.failures > 0;
+        SELECT min(t.attempted_at), max(t.attempted_at) INTO t_lo, t_hi
+          FROM secpolicy.rollup_tail(st) t WHERE NOT t.success;
+        lo := least(d_lo::timestamp AT TIME ZONE 'UTC', t_lo);
+        hi := greatest((d_hi + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond', t_hi);
+    ELSE
+        -- through the time index of each partition
+        lo := (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success);
+        hi := (SELECT max(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.failure_span() IS
+    'Internal: a span that holds every failed attempt, within the UTC days of the first and the last.';
+REVOKE ALL ON FUNCTION secpolicy.failure_span() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.failure_span() TO secpolicy_analyst, secpolicy_admin;
+
 CREATE VIEW secpolicy.failed_logins_daily WITH (security_barrier) AS
     -- days of the session's time zone: failed_login_report() with 1-day
     -- buckets over the days that have failures, read from the UTC days of
     -- the rollups when the session's days are UTC days
-    WITH span AS (
-        -- the first and the last failure (through the time index of each partition)
-        SELECT (SELECT min(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success) AS lo,
-               (SELECT max(a.attempted_at) FROM secpolicy.login_attempts a WHERE NOT a.success) AS hi
-    )
     SELECT r.bucket_start::date AS day,
            r.failures,
            r.distinct_accounts,
@@ -481,7 +546,7 @@ CREATE VIEW secpolicy.failed_logins_daily WITH (security_barrier) AS
            r.distinct_sources,
            r.lockouts
       FROM (SELECT date_trunc('day', span.lo) AS lo, date_trunc('day', span.hi) + interval '1 day' AS hi
-              FROM span WHERE span.lo IS NOT NULL) x
+              FROM secpolicy.failure_span() span WHERE span.lo IS NOT NULL) x
       CROSS JOIN LATERAL secpolicy.failed_login_report(x.lo, x.hi, '1 day') r
      WHERE r.failures > 0;
 COMMENT ON VIEW secpolicy.failed_logins_daily IS

@@ -97,6 +97,7 @@ AS $$
         -- reports read the distributed log; see refresh_rollups())
         ('rollup_state', 'node', NULL),
         ('rollup_hourly', 'node', NULL),
+        ('rollup_hour_keys', 'node', NULL),
         ('rollup_outcomes', 'node', NULL),
         ('rollup_daily', 'node', NULL),
         ('rollup_day_keys', 'node', NULL),
@@ -329,6 +330,7 @@ BEGIN
     -- the rollups of a single node are forgotten: the reports read the log
     UPDATE secpolicy.rollup_state SET built = false;
     DELETE FROM secpolicy.rollup_hourly;
+    DELETE FROM secpolicy.rollup_hour_keys;
     DELETE FROM secpolicy.rollup_outcomes;
     DELETE FROM secpolicy.rollup_daily;
     DELETE FROM secpolicy.rollup_day_keys;
