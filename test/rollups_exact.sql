@@ -17,7 +17,7 @@
 BEGIN;
 \ir lib/helpers.psql
 \ir lib/reports_reference.psql
-SELECT plan(50);
+SELECT plan(52);
 
 SET LOCAL TimeZone = 'UTC';
 SELECT setseed(0.13);
@@ -52,7 +52,8 @@ CREATE FUNCTION pg_temp.rollups() RETURNS text LANGUAGE sql AS $$
                               (SELECT string_agg(k::text, ',' ORDER BY k::text) FROM secpolicy.rollup_day_keys k),
                               (SELECT string_agg(k::text, ',' ORDER BY k::text) FROM secpolicy.rollup_hour_keys k),
                               (SELECT string_agg(w::text, ',' ORDER BY w::text) FROM secpolicy.rollup_user_windows w),
-                              (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_source_names s))) $$;
+                              (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_source_names s),
+                              (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_sources s))) $$;
 -- the anchor of the stored windows moved back by d (windows rebuilt for it)
 CREATE FUNCTION pg_temp.anchor_back(d interval) RETURNS void LANGUAGE sql AS $$
     UPDATE secpolicy.rollup_state SET refreshed_at = refreshed_at - d, from_24h = from_24h - d,
@@ -119,6 +120,19 @@ SELECT FROM secpolicy.refresh_rollups();
 SELECT is((SELECT count(*) FROM secpolicy.rollup_hourly
             WHERE keyed <> (hour >= date_bin('1 hour', now(), '2000-01-01 00:00+00') - interval '1 hour')), 0::bigint,
           'a refresh unmarks the hours that closed');
+-- sources that nothing touched since the refresh: whether they spray follows
+-- the time (one sprayed 50 minutes ago, one 70 minutes ago: detection_window 1 h)
+INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
+SELECT now() - interval '50 minutes' - g * interval '1 second', NULL::bigint, 'spray' || g, inet '192.0.2.77', false, 'unknown_user'
+  FROM generate_series(1, 12) g
+UNION ALL
+SELECT now() - interval '70 minutes' - g * interval '1 second', NULL, 'spray' || g, inet '192.0.2.78', false, 'unknown_user'
+  FROM generate_series(1, 12) g;
+SELECT FROM secpolicy.refresh_rollups();
+SELECT is((SELECT string_agg(client_addr || ' ' || spraying, ', ' ORDER BY client_addr) FROM secpolicy.failed_logins_by_source
+            WHERE client_addr << '192.0.2.0/24'),
+          '192.0.2.77/32 true, 192.0.2.78/32 false', 'an untouched source sprays while its failures are in the detection window');
+SELECT is(pg_temp.mismatches(4), 'daily 0, by_user 0, by_source 0, report 0', 'and every report equals the log');
 -- back-dated rows (an import, clock skew) in closed days and in the future
 INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
 VALUES (now() - interval '40 days', 3, 'user3', '10.9.9.9', false, 'invalid_password'),

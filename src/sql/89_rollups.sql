@@ -27,6 +27,9 @@
 --                        last refresh, last failure
 --   rollup_source_names  per source address, username and account: failures
 --                        in 24 hours and 30 days, first and last failure
+--   rollup_sources       per source address: the same summed as the view
+--                        failed_logins_by_source shows it (failures, distinct
+--                        usernames and accounts, first and last failure)
 -- The reports add the tail (rows not counted yet) to the rollups, and move
 -- the sliding windows from the last refresh to now with the rows in between,
 -- so that they are exact and up to the moment of the query.  A bucket that
@@ -130,6 +133,20 @@ CREATE TABLE secpolicy.rollup_source_names (
 );
 COMMENT ON TABLE secpolicy.rollup_source_names IS
     'Rollup: per source address, username (case-folded) and account, the failures since rollup_state.from_24h and from_30d, the first since from_30d and the last.';
+
+CREATE TABLE secpolicy.rollup_sources (
+    client_addr inet,
+    failures_24h bigint NOT NULL,
+    failures_30d bigint NOT NULL,
+    distinct_usernames_24h bigint NOT NULL,
+    distinct_usernames_30d bigint NOT NULL,
+    distinct_accounts_30d bigint NOT NULL,
+    first_failure_at timestamptz NOT NULL,
+    last_failure_at timestamptz NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (client_addr)
+);
+COMMENT ON TABLE secpolicy.rollup_sources IS
+    'Rollup: per source address, rollup_source_names summed: failures since rollup_state.from_24h and from_30d, distinct usernames (case-folded) in each, distinct accounts, first and last failure.';
 
 -- Whether an attempt row a is still outside the rollups of watermark w (in
 -- the tail) is written out where it is needed, as
@@ -307,6 +324,53 @@ COMMENT ON FUNCTION secpolicy.rollup_recount_range(timestamptz, timestamptz) IS
     'Internal: recounts the rollups of the UTC hours and days that meet [lo, hi), and the sliding windows.';
 REVOKE ALL ON FUNCTION secpolicy.rollup_recount_range(timestamptz, timestamptz) FROM PUBLIC;
 
+-- Internal: rollup_sources of every source (all) or of the sources in
+-- pg_temp.rollup_moves, summed from rollup_source_names.
+CREATE FUNCTION secpolicy.rollup_sources_recount("all" boolean) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF "all" THEN
+        DELETE FROM secpolicy.rollup_sources;
+        INSERT INTO secpolicy.rollup_sources
+        SELECT p.client_addr, sum(p.n24), sum(p.n30), count(p.name) FILTER (WHERE p.n24 > 0), count(p.name),
+               count(DISTINCT p.user_id), min(p.first_at), max(p.last_at)
+          FROM (SELECT w.client_addr, w.username_key AS name, max(w.user_id) AS user_id,
+                       sum(w.failures_24h) AS n24, sum(w.failures_30d) AS n30,
+                       min(w.first_failure_at) AS first_at, max(w.last_failure_at) AS last_at
+                  FROM secpolicy.rollup_source_names w
+                 GROUP BY w.client_addr, w.username_key) p
+         GROUP BY p.client_addr;
+        RETURN;
+    END IF;
+    CREATE TEMP TABLE rollup_moved_sources ON COMMIT DROP AS
+        SELECT DISTINCT m.client_addr FROM pg_temp.rollup_moves m;
+    DELETE FROM secpolicy.rollup_sources s
+     WHERE s.client_addr IN (SELECT m.client_addr FROM pg_temp.rollup_moved_sources m)
+        OR (s.client_addr IS NULL AND EXISTS (SELECT 1 FROM pg_temp.rollup_moved_sources m WHERE m.client_addr IS NULL));
+    INSERT INTO secpolicy.rollup_sources
+    SELECT p.client_addr, sum(p.n24), sum(p.n30), count(p.name) FILTER (WHERE p.n24 > 0), count(p.name),
+           count(DISTINCT p.user_id), min(p.first_at), max(p.last_at)
+      FROM (SELECT w.client_addr, w.username_key AS name, max(w.user_id) AS user_id,
+                   sum(w.failures_24h) AS n24, sum(w.failures_30d) AS n30,
+                   min(w.first_failure_at) AS first_at, max(w.last_failure_at) AS last_at
+              FROM secpolicy.rollup_source_names w
+             WHERE w.client_addr IN (SELECT m.client_addr FROM pg_temp.rollup_moved_sources m)
+             GROUP BY w.client_addr, w.username_key
+            UNION ALL
+            SELECT w.client_addr, w.username_key, max(w.user_id), sum(w.failures_24h), sum(w.failures_30d),
+                   min(w.first_failure_at), max(w.last_failure_at)
+              FROM secpolicy.rollup_source_names w
+             WHERE w.client_addr IS NULL AND EXISTS (SELECT 1 FROM pg_temp.rollup_moved_sources m WHERE m.client_addr IS NULL)
+             GROUP BY w.client_addr, w.username_key) p
+     GROUP BY p.client_addr;
+    DROP TABLE pg_temp.rollup_moved_sources;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_sources_recount(boolean) IS
+    'Internal: sums rollup_source_names into rollup_sources, for every source or those of pg_temp.rollup_moves.';
+REVOKE ALL ON FUNCTION secpolicy.rollup_sources_recount(boolean) FROM PUBLIC;
+
 -- Internal: the per-account and per-source windows, anew from the log.
 CREATE FUNCTION secpolicy.rollup_windows_rebuild() RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
@@ -317,6 +381,7 @@ BEGIN
     SELECT * INTO st FROM secpolicy.rollup_state;
     DELETE FROM secpolicy.rollup_user_windows;
     DELETE FROM secpolicy.rollup_source_names;
+    DELETE FROM secpolicy.rollup_sources;
     IF NOT st.built THEN
         RETURN;
     END IF;
@@ -337,6 +402,7 @@ BEGIN
      WHERE NOT a.success AND a.attempted_at >= st.from_30d
        AND NOT (NOT st.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END))
      GROUP BY 1, 2, 3;
+    PERFORM secpolicy.rollup_sources_recount(true);
 END
 $$;
 COMMENT ON FUNCTION secpolicy.rollup_windows_rebuild() IS
@@ -420,6 +486,7 @@ BEGIN
                                   AND NOT a.success AND a.attempted_at >= n.from_30d
                                   AND NOT (NOT n.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = n.self_xid THEN a.id > n.self_max_id ELSE a.logged_xid >= n.snap_xmax OR a.logged_xid = ANY (n.snap_xip) END)))
      WHERE s.first_failure_at < n.from_30d AND s.client_addr IS NULL;
+    PERFORM secpolicy.rollup_sources_recount(false);
     DROP TABLE pg_temp.rollup_moves;
 END
 $$;

@@ -157,9 +157,11 @@ BEGIN
     -- not built, or not refreshed for a day: the window is read from the log
     fresh := st.built AND st.refreshed_at > now() - interval '1 day';
     RETURN QUERY
-    -- per source, username and account (rollup_source_names, moved to now as
-    -- in failed_logins_by_user), then per source and username, then per
-    -- source; a first failure that left the window is looked up in the log
+    -- the sources touched since the last refresh (rows in the tail, or rows
+    -- that left a window since): per source, username and account
+    -- (rollup_source_names, moved to now as in failed_logins_by_user), then
+    -- per source and username, then per source; a first failure that left
+    -- the window is looked up in the log.  The others: rollup_sources.
         WITH tail AS (
             SELECT a.client_addr, a.username, a.user_id, a.attempted_at
               FROM secpolicy.login_attempts a
@@ -187,6 +189,10 @@ BEGIN
                         AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
                AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
                                      ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
+        ), touched AS MATERIALIZED (
+            -- the sources with rows since the last refresh or that left a window
+            SELECT DISTINCT x.client_addr
+              FROM (SELECT t.client_addr FROM tail t UNION ALL SELECT m.client_addr FROM moved m) x
         ), parts AS (
             SELECT t.client_addr, lower(t.username) AS name, t.user_id,
                    (t.attempted_at >= now() - interval '24 hours')::int AS d24, 1 AS d30,
@@ -203,7 +209,13 @@ BEGIN
                    CASE WHEN w.first_failure_at >= now() - interval '30 days' THEN w.first_failure_at END,
                    w.first_failure_at < now() - interval '30 days', w.last_failure_at
               FROM secpolicy.rollup_source_names w
-             WHERE fresh
+             WHERE fresh AND w.client_addr IN (SELECT x.client_addr FROM touched x)
+            UNION ALL
+            SELECT w.client_addr, w.username_key, w.user_id, w.failures_24h, w.failures_30d,
+                   CASE WHEN w.first_failure_at >= now() - interval '30 days' THEN w.first_failure_at END,
+                   w.first_failure_at < now() - interval '30 days', w.last_failure_at
+              FROM secpolicy.rollup_source_names w
+             WHERE fresh AND w.client_addr IS NULL AND EXISTS (SELECT 1 FROM touched x WHERE x.client_addr IS NULL)
         ), triples AS (
             SELECT p.client_addr, p.name, p.user_id, sum(p.d24) AS n24, sum(p.d30) AS n30,
                    min(p.first_at) AS first_at, bool_or(p.stale) AS stale, max(p.last_at) AS last_at
@@ -237,7 +249,22 @@ BEGIN
                s.last_failure_at,
                s.client_addr IS NOT NULL
                    AND s.names_in_window >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol) AS spraying
-          FROM sources s;
+          FROM sources s
+        UNION ALL
+        -- the other sources are as the last refresh summed them; whether they
+        -- spray now depends on the time
+        SELECT r.client_addr, r.failures_24h, r.failures_30d, r.distinct_usernames_24h, r.distinct_usernames_30d,
+               r.distinct_accounts_30d, r.first_failure_at, r.last_failure_at,
+               r.client_addr IS NOT NULL
+                   AND CASE WHEN r.last_failure_at >= now() - pol.detection_window
+                            THEN (SELECT count(DISTINCT w.username_key) FROM secpolicy.rollup_source_names w
+                                   WHERE w.client_addr = r.client_addr AND w.last_failure_at >= now() - pol.detection_window)
+                            ELSE 0 END >= pol.spray_min_accounts
+          FROM secpolicy.rollup_sources r
+          CROSS JOIN secpolicy.policy pol
+         WHERE fresh
+           AND NOT EXISTS (SELECT 1 FROM touched x WHERE x.client_addr = r.client_addr)
+           AND NOT (r.client_addr IS NULL AND EXISTS (SELECT 1 FROM touched x WHERE x.client_addr IS NULL));
 END
 $$;
 COMMENT ON FUNCTION secpolicy.failed_logins_by_source_report() IS

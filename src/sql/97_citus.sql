@@ -103,6 +103,7 @@ AS $$
         ('rollup_day_keys', 'node', NULL),
         ('rollup_user_windows', 'node', NULL),
         ('rollup_source_names', 'node', NULL),
+        ('rollup_sources', 'node', NULL),
         -- protected columns of the node's own application tables (their oids
         -- are the node's), their grants, and the disclosures made on the node
         ('protected_columns', 'node', NULL),
@@ -336,6 +337,7 @@ BEGIN
     DELETE FROM secpolicy.rollup_day_keys;
     DELETE FROM secpolicy.rollup_user_windows;
     DELETE FROM secpolicy.rollup_source_names;
+    DELETE FROM secpolicy.rollup_sources;
 
     -- the triggers are safe to keep on the shards (see the head of this part)
     SET LOCAL citus.enable_unsafe_triggers = on;
