@@ -53,7 +53,8 @@ CREATE FUNCTION pg_temp.rollups() RETURNS text LANGUAGE sql AS $$
                               (SELECT string_agg(k::text, ',' ORDER BY k::text) FROM secpolicy.rollup_hour_keys k),
                               (SELECT string_agg(w::text, ',' ORDER BY w::text) FROM secpolicy.rollup_user_windows w),
                               (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_source_names s),
-                              (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_sources s))) $$;
+                              (SELECT string_agg(s::text, ',' ORDER BY s::text) FROM secpolicy.rollup_sources s),
+                              (SELECT string_agg(n::text, ',' ORDER BY n::text) FROM secpolicy.rollup_user_names n))) $$;
 -- the anchor of the stored windows moved back by d (windows rebuilt for it)
 CREATE FUNCTION pg_temp.anchor_back(d interval) RETURNS void LANGUAGE sql AS $$
     UPDATE secpolicy.rollup_state SET refreshed_at = refreshed_at - d, from_24h = from_24h - d,

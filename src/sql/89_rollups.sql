@@ -25,6 +25,9 @@
 --   rollup_user_windows  per account or unknown username (and form typed):
 --                        failures in the 24 hours, 7 and 30 days before the
 --                        last refresh, last failure
+--   rollup_user_names    per account or unknown username: the forms of
+--                        rollup_user_windows summed, as failed_logins_by_user
+--                        shows them
 --   rollup_source_names  per source address, username and account: failures
 --                        in 24 hours and 30 days, first and last failure
 --   rollup_sources       per source address: the same summed as the view
@@ -120,6 +123,19 @@ CREATE TABLE secpolicy.rollup_user_windows (
 );
 COMMENT ON TABLE secpolicy.rollup_user_windows IS
     'Rollup: per account (or unknown username, case-folded) and form typed, the failures since rollup_state.from_24h, from_7d and from_30d, and the last failure.';
+
+CREATE TABLE secpolicy.rollup_user_names (
+    user_id bigint,
+    username_key text,
+    username_typed text,
+    failures_24h bigint NOT NULL,
+    failures_7d bigint NOT NULL,
+    failures_30d bigint NOT NULL,
+    last_failure_at timestamptz NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (user_id, username_key)
+);
+COMMENT ON TABLE secpolicy.rollup_user_names IS
+    'Rollup: per account (or unknown username, case-folded), rollup_user_windows summed over the forms typed: failures since rollup_state.from_24h, from_7d and from_30d, the last failure, and the first form typed (in sort order).';
 
 CREATE TABLE secpolicy.rollup_source_names (
     client_addr inet,
@@ -324,6 +340,47 @@ COMMENT ON FUNCTION secpolicy.rollup_recount_range(timestamptz, timestamptz) IS
     'Internal: recounts the rollups of the UTC hours and days that meet [lo, hi), and the sliding windows.';
 REVOKE ALL ON FUNCTION secpolicy.rollup_recount_range(timestamptz, timestamptz) FROM PUBLIC;
 
+-- Internal: rollup_user_names of every name (all) or of the names in
+-- pg_temp.rollup_moves, summed from rollup_user_windows.
+CREATE FUNCTION secpolicy.rollup_user_names_recount("all" boolean) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF "all" THEN
+        DELETE FROM secpolicy.rollup_user_names;
+        INSERT INTO secpolicy.rollup_user_names
+        SELECT w.user_id, w.username_key, min(w.username), sum(w.failures_24h), sum(w.failures_7d),
+               sum(w.failures_30d), max(w.last_failure_at)
+          FROM secpolicy.rollup_user_windows w
+         GROUP BY w.user_id, w.username_key;
+        RETURN;
+    END IF;
+    CREATE TEMP TABLE rollup_moved_names ON COMMIT DROP AS
+        SELECT DISTINCT m.user_id, CASE WHEN m.user_id IS NULL THEN lower(m.username) END AS username_key
+          FROM pg_temp.rollup_moves m
+         WHERE m.user_id IS NOT NULL OR m.username IS NOT NULL;
+    DELETE FROM secpolicy.rollup_user_names n
+     WHERE n.user_id IN (SELECT m.user_id FROM pg_temp.rollup_moved_names m)
+        OR (n.user_id IS NULL AND n.username_key IN (SELECT m.username_key FROM pg_temp.rollup_moved_names m WHERE m.user_id IS NULL));
+    INSERT INTO secpolicy.rollup_user_names
+    SELECT w.user_id, w.username_key, min(w.username), sum(w.failures_24h), sum(w.failures_7d),
+           sum(w.failures_30d), max(w.last_failure_at)
+      FROM secpolicy.rollup_user_windows w
+     WHERE w.user_id IN (SELECT m.user_id FROM pg_temp.rollup_moved_names m)
+     GROUP BY w.user_id, w.username_key
+    UNION ALL
+    SELECT w.user_id, w.username_key, min(w.username), sum(w.failures_24h), sum(w.failures_7d),
+           sum(w.failures_30d), max(w.last_failure_at)
+      FROM secpolicy.rollup_user_windows w
+     WHERE w.user_id IS NULL AND w.username_key IN (SELECT m.username_key FROM pg_temp.rollup_moved_names m WHERE m.user_id IS NULL)
+     GROUP BY w.user_id, w.username_key;
+    DROP TABLE pg_temp.rollup_moved_names;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_user_names_recount(boolean) IS
+    'Internal: sums rollup_user_windows into rollup_user_names, for every name or those of pg_temp.rollup_moves.';
+REVOKE ALL ON FUNCTION secpolicy.rollup_user_names_recount(boolean) FROM PUBLIC;
+
 -- Internal: rollup_sources of every source (all) or of the sources in
 -- pg_temp.rollup_moves, summed from rollup_source_names.
 CREATE FUNCTION secpolicy.rollup_sources_recount("all" boolean) RETURNS void
@@ -382,6 +439,7 @@ BEGIN
     DELETE FROM secpolicy.rollup_user_windows;
     DELETE FROM secpolicy.rollup_source_names;
     DELETE FROM secpolicy.rollup_sources;
+    DELETE FROM secpolicy.rollup_user_names;
     IF NOT st.built THEN
         RETURN;
     END IF;
@@ -403,6 +461,7 @@ BEGIN
        AND NOT (NOT st.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END))
      GROUP BY 1, 2, 3;
     PERFORM secpolicy.rollup_sources_recount(true);
+    PERFORM secpolicy.rollup_user_names_recount(true);
 END
 $$;
 COMMENT ON FUNCTION secpolicy.rollup_windows_rebuild() IS
@@ -487,6 +546,7 @@ BEGIN
                                   AND NOT (NOT n.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = n.self_xid THEN a.id > n.self_max_id ELSE a.logged_xid >= n.snap_xmax OR a.logged_xid = ANY (n.snap_xip) END)))
      WHERE s.first_failure_at < n.from_30d AND s.client_addr IS NULL;
     PERFORM secpolicy.rollup_sources_recount(false);
+    PERFORM secpolicy.rollup_user_names_recount(false);
     DROP TABLE pg_temp.rollup_moves;
 END
 $$;

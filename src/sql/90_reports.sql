@@ -31,9 +31,11 @@ BEGIN
     -- not built, or not refreshed for a day: the window is read from the log
     fresh := st.built AND st.refreshed_at > now() - interval '1 day';
     RETURN QUERY
-    -- the windows of the last refresh (rollup_user_windows), moved to now:
-    -- plus the failures not counted yet, plus or minus the counted failures
-    -- between each window's bound then and now
+    -- the names touched since the last refresh (rows in the tail, or rows
+    -- that left a window since): the windows of the last refresh
+    -- (rollup_user_windows), moved to now: plus the failures not counted yet,
+    -- plus or minus the counted failures between each window's bound then and
+    -- now.  The other names: rollup_user_names.
         WITH tail AS (
             SELECT a.user_id, a.username, a.attempted_at
               FROM secpolicy.login_attempts a
@@ -67,6 +69,10 @@ BEGIN
                         AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
                AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
                                      ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
+        ), touched AS MATERIALIZED (
+            -- the names with rows since the last refresh or that left a window
+            SELECT DISTINCT x.user_id, CASE WHEN x.user_id IS NULL THEN lower(x.username) END AS username_key
+              FROM (SELECT t.user_id, t.username FROM tail t UNION ALL SELECT m.user_id, m.username FROM moved m) x
         ), parts AS (
             SELECT t.user_id, t.username,
                    (t.attempted_at >= now() - interval '24 hours')::int AS d24,
@@ -83,7 +89,12 @@ BEGIN
             UNION ALL
             SELECT w.user_id, w.username, w.failures_24h, w.failures_7d, w.failures_30d, w.last_failure_at
               FROM secpolicy.rollup_user_windows w
-             WHERE fresh
+             WHERE fresh AND w.user_id IN (SELECT x.user_id FROM touched x)
+            UNION ALL
+            SELECT w.user_id, w.username, w.failures_24h, w.failures_7d, w.failures_30d, w.last_failure_at
+              FROM secpolicy.rollup_user_windows w
+             WHERE fresh AND w.user_id IS NULL
+               AND w.username_key IN (SELECT x.username_key FROM touched x WHERE x.user_id IS NULL)
         ), forms AS (
             SELECT p.user_id, CASE WHEN p.user_id IS NULL THEN lower(p.username) END AS username_key, p.username,
                    sum(p.d24) AS f24, sum(p.d7) AS f7, sum(p.d30) AS f30, max(p.last_at) AS last_at
@@ -96,6 +107,19 @@ BEGIN
               FROM forms f
              WHERE f.f30 > 0
              GROUP BY 1, 2
+        ), names AS (
+            SELECT p.user_id, p.username_key, p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
+                   p.username_typed
+              FROM per_name p
+            UNION ALL
+            -- the other names are as the last refresh summed them
+            SELECT n.user_id, n.username_key, n.failures_24h, n.failures_7d, n.failures_30d, n.last_failure_at,
+                   n.username_typed
+              FROM secpolicy.rollup_user_names n
+             WHERE fresh
+               AND NOT EXISTS (SELECT 1 FROM touched x WHERE x.user_id = n.user_id)
+               AND NOT (n.user_id IS NULL
+                        AND EXISTS (SELECT 1 FROM touched x WHERE x.user_id IS NULL AND x.username_key = n.username_key))
         )
         SELECT p.user_id,
                coalesce(u.username, p.username_typed) AS username,
@@ -104,7 +128,7 @@ BEGIN
                CASE WHEN u.id IS NOT NULL
                     THEN u.reset_required OR u.failed_attempts >= pol.max_failed_attempts
                     ELSE coalesce(f.failed_attempts >= pol.max_failed_attempts, false) END AS currently_locked
-          FROM per_name p
+          FROM names p
           CROSS JOIN secpolicy.policy pol
           LEFT JOIN secpolicy.users u ON u.id = p.user_id
           LEFT JOIN secpolicy.unknown_user_failures f ON p.user_id IS NULL AND f.username_key = p.username_key;

@@ -102,6 +102,7 @@ AS $$
         ('rollup_daily', 'node', NULL),
         ('rollup_day_keys', 'node', NULL),
         ('rollup_user_windows', 'node', NULL),
+        ('rollup_user_names', 'node', NULL),
         ('rollup_source_names', 'node', NULL),
         ('rollup_sources', 'node', NULL),
         -- protected columns of the node's own application tables (their oids
@@ -336,6 +337,7 @@ BEGIN
     DELETE FROM secpolicy.rollup_daily;
     DELETE FROM secpolicy.rollup_day_keys;
     DELETE FROM secpolicy.rollup_user_windows;
+    DELETE FROM secpolicy.rollup_user_names;
     DELETE FROM secpolicy.rollup_source_names;
     DELETE FROM secpolicy.rollup_sources;
 

@@ -51,7 +51,7 @@ SEQS=(users_id_seq password_history_id_seq audit_log_id_seq login_attempts_id_se
 # watermark names transactions of the dumped cluster, which mean nothing in
 # another, so a restored database starts with rollups not built (the reports
 # read the log) and the first maintain() builds them from the restored log
-NOT_DUMPED=audit_head,dummy_hash,maintenance_state,reset_decoys,rollup_daily,rollup_day_keys,rollup_hour_keys,rollup_hourly,rollup_outcomes,rollup_source_names,rollup_sources,rollup_state,rollup_user_windows
+NOT_DUMPED=audit_head,dummy_hash,maintenance_state,reset_decoys,rollup_daily,rollup_day_keys,rollup_hour_keys,rollup_hourly,rollup_outcomes,rollup_source_names,rollup_sources,rollup_state,rollup_user_names,rollup_user_windows
 # the reports, as one digest
 REPORTS="SELECT md5(concat_ws('|', (SELECT string_agg(d::text, ',' ORDER BY d.day) FROM secpolicy.failed_logins_daily d),
                   (SELECT string_agg(r::text, ',' ORDER BY r.bucket_start)
