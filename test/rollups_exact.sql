@@ -17,7 +17,7 @@
 BEGIN;
 \ir lib/helpers.psql
 \ir lib/reports_reference.psql
-SELECT plan(52);
+SELECT plan(53);
 
 SET LOCAL TimeZone = 'UTC';
 SELECT setseed(0.13);
@@ -109,6 +109,15 @@ SELECT is((SELECT attempts FROM secpolicy.failed_login_report(date_trunc('hour',
 -- ---------------------------------------------------------------- incremental
 SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 500::bigint, 'the next refresh counts the 500 new rows');
 SELECT is((SELECT sum(attempts) FROM secpolicy.rollup_hourly), 2000::numeric, 'the hourly rollups now hold 2000 attempts');
+SELECT is((SELECT count(*) FROM (
+              (SELECT hour, stage, outcome, success, attempts FROM secpolicy.rollup_outcomes
+               EXCEPT SELECT date_bin('1 hour', attempted_at, '2000-01-01 00:00+00'), stage, outcome, success, count(*)
+                        FROM secpolicy.login_attempts GROUP BY 1, 2, 3, 4)
+              UNION ALL
+              (SELECT date_bin('1 hour', attempted_at, '2000-01-01 00:00+00'), stage, outcome, success, count(*)
+                 FROM secpolicy.login_attempts GROUP BY 1, 2, 3, 4
+               EXCEPT SELECT hour, stage, outcome, success, attempts FROM secpolicy.rollup_outcomes)) d), 0::bigint,
+          'the outcome rollups equal the log per hour, stage, outcome and success (the open hours counted on)');
 SELECT is(pg_temp.mismatches(8), 'daily 0, by_user 0, by_source 0, report 0', 'after the refresh: every report equals the log');
 SELECT is((SELECT counted_rows FROM secpolicy.refresh_rollups()), 0::bigint, 'a refresh with nothing new counts nothing');
 -- hours that close: a refresh three hours later (the watermark moved back, the

@@ -123,6 +123,8 @@ CREATE TABLE secpolicy.rollup_user_windows (
 );
 COMMENT ON TABLE secpolicy.rollup_user_windows IS
     'Rollup: per account (or unknown username, case-folded) and form typed, the failures since rollup_state.from_24h, from_7d and from_30d, and the last failure.';
+-- (a refresh deletes the rows whose windows emptied: found through this)
+CREATE INDEX rollup_user_windows_emptied_idx ON secpolicy.rollup_user_windows (user_id) WHERE failures_30d <= 0;
 
 CREATE TABLE secpolicy.rollup_user_names (
     user_id bigint,
@@ -149,6 +151,10 @@ CREATE TABLE secpolicy.rollup_source_names (
 );
 COMMENT ON TABLE secpolicy.rollup_source_names IS
     'Rollup: per source address, username (case-folded) and account, the failures since rollup_state.from_24h and from_30d, the first since from_30d and the last.';
+-- (a refresh deletes the rows whose windows emptied, and finds those whose
+-- first failure left the window, through these)
+CREATE INDEX rollup_source_names_emptied_idx ON secpolicy.rollup_source_names (client_addr) WHERE failures_30d <= 0;
+CREATE INDEX rollup_source_names_first_idx ON secpolicy.rollup_source_names (first_failure_at);
 
 CREATE TABLE secpolicy.rollup_sources (
     client_addr inet,
@@ -360,8 +366,9 @@ BEGIN
           FROM pg_temp.rollup_moves m
          WHERE m.user_id IS NOT NULL OR m.username IS NOT NULL;
     DELETE FROM secpolicy.rollup_user_names n
-     WHERE n.user_id IN (SELECT m.user_id FROM pg_temp.rollup_moved_names m)
-        OR (n.user_id IS NULL AND n.username_key IN (SELECT m.username_key FROM pg_temp.rollup_moved_names m WHERE m.user_id IS NULL));
+     WHERE n.user_id IN (SELECT m.user_id FROM pg_temp.rollup_moved_names m);
+    DELETE FROM secpolicy.rollup_user_names n
+     WHERE n.user_id IS NULL AND n.username_key IN (SELECT m.username_key FROM pg_temp.rollup_moved_names m WHERE m.user_id IS NULL);
     INSERT INTO secpolicy.rollup_user_names
     SELECT w.user_id, w.username_key, min(w.username), sum(w.failures_24h), sum(w.failures_7d),
            sum(w.failures_30d), max(w.last_failure_at)
@@ -403,8 +410,9 @@ BEGIN
     CREATE TEMP TABLE rollup_moved_sources ON COMMIT DROP AS
         SELECT DISTINCT m.client_addr FROM pg_temp.rollup_moves m;
     DELETE FROM secpolicy.rollup_sources s
-     WHERE s.client_addr IN (SELECT m.client_addr FROM pg_temp.rollup_moved_sources m)
-        OR (s.client_addr IS NULL AND EXISTS (SELECT 1 FROM pg_temp.rollup_moved_sources m WHERE m.client_addr IS NULL));
+     WHERE s.client_addr IN (SELECT m.client_addr FROM pg_temp.rollup_moved_sources m);
+    DELETE FROM secpolicy.rollup_sources s
+     WHERE s.client_addr IS NULL AND EXISTS (SELECT 1 FROM pg_temp.rollup_moved_sources m WHERE m.client_addr IS NULL);
     INSERT INTO secpolicy.rollup_sources
     SELECT p.client_addr, sum(p.n24), sum(p.n30), count(p.name) FILTER (WHERE p.n24 > 0), count(p.name),
            count(DISTINCT p.user_id), min(p.first_at), max(p.last_at)
@@ -566,6 +574,7 @@ DECLARE
     hours timestamptz[];
     days date[];
     keyed_days date[];
+    keyed_hours timestamptz[];
     open_from date;
 BEGIN
     IF secpolicy.distributed() THEN
@@ -600,17 +609,52 @@ BEGIN
         DROP TABLE pg_temp.rollup_delta;
     END IF;
     CREATE TEMP TABLE rollup_delta ON COMMIT DROP AS
-    SELECT a.id, a.attempted_at, a.user_id, a.username, a.client_addr, a.success, a.outcome
+    SELECT a.id, a.attempted_at, a.user_id, a.username, a.client_addr, a.success, a.outcome, a.stage
       FROM secpolicy.login_attempts a
      WHERE (a.logged_xid >= o.snap_xmax OR a.logged_xid = ANY (o.snap_xip) OR a.logged_xid = o.self_xid)
        AND (NOT o.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = o.self_xid THEN a.id > o.self_max_id ELSE a.logged_xid >= o.snap_xmax OR a.logged_xid = ANY (o.snap_xip) END))
        AND NOT (NOT n.built OR (a.logged_xid IS NOT NULL AND CASE WHEN a.logged_xid = n.self_xid THEN a.id > n.self_max_id ELSE a.logged_xid >= n.snap_xmax OR a.logged_xid = ANY (n.snap_xip) END));
     SELECT count(*) INTO counted_rows FROM pg_temp.rollup_delta;
 
+    -- hours: a keyed hour takes the new rows and keys, any other is recounted
     hours := ARRAY(SELECT DISTINCT date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00')
                      FROM pg_temp.rollup_delta d);
-    PERFORM secpolicy.rollup_recount(hours, '{}');
     hours_refreshed := cardinality(hours);
+    keyed_hours := ARRAY(SELECT r.hour FROM secpolicy.rollup_hourly r WHERE r.hour = ANY (hours) AND r.keyed);
+    WITH k AS (
+        INSERT INTO secpolicy.rollup_hour_keys
+        SELECT DISTINCT date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00'), k.kind, k.key
+          FROM pg_temp.rollup_delta d
+          CROSS JOIN LATERAL (VALUES ('a'::"char", d.user_id::text), ('u', lower(d.username)), ('s', d.client_addr::text)) k(kind, key)
+         WHERE NOT d.success AND k.key IS NOT NULL
+           AND date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00') = ANY (keyed_hours)
+        ON CONFLICT DO NOTHING
+        RETURNING hour, kind
+    ), c AS (
+        SELECT k.hour, count(*) FILTER (WHERE k.kind = 'a') AS a, count(*) FILTER (WHERE k.kind = 'u') AS u,
+               count(*) FILTER (WHERE k.kind = 's') AS s
+          FROM k GROUP BY k.hour
+    ), x AS (
+        SELECT date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00') AS hour, count(*) AS n,
+               count(*) FILTER (WHERE NOT d.success) AS f, count(*) FILTER (WHERE d.outcome = 'lockout') AS l
+          FROM pg_temp.rollup_delta d
+         WHERE date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00') = ANY (keyed_hours)
+         GROUP BY 1
+    )
+    UPDATE secpolicy.rollup_hourly r
+       SET attempts = r.attempts + x.n, failures = r.failures + x.f, lockouts = r.lockouts + x.l,
+           distinct_accounts = r.distinct_accounts + coalesce(c.a, 0),
+           distinct_usernames = r.distinct_usernames + coalesce(c.u, 0),
+           distinct_sources = r.distinct_sources + coalesce(c.s, 0)
+      FROM x LEFT JOIN c ON c.hour = x.hour
+     WHERE r.hour = x.hour;
+    INSERT INTO secpolicy.rollup_outcomes AS ro
+    SELECT date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00'), d.stage, d.outcome, d.success, count(*)
+      FROM pg_temp.rollup_delta d
+     WHERE date_bin('1 hour', d.attempted_at, timestamptz '2000-01-01 00:00+00') = ANY (keyed_hours)
+     GROUP BY 1, 2, 3, 4
+    ON CONFLICT (hour, stage, outcome, success) DO UPDATE SET attempts = ro.attempts + excluded.attempts;
+    PERFORM secpolicy.rollup_recount(ARRAY(SELECT x FROM unnest(hours) x EXCEPT SELECT y FROM unnest(keyed_hours) y), '{}');
 
     -- days: a keyed day takes the new keys, any other is recounted
     days := ARRAY(SELECT DISTINCT (d.attempted_at AT TIME ZONE 'UTC')::date FROM pg_temp.rollup_delta d);
