@@ -25,17 +25,6 @@ BEGIN
     END LOOP;
 END
 $$;
--- the plan of a query, as text
-CREATE FUNCTION pg_temp.plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    r text;
-    p text := '';
-BEGIN
-    FOR r IN EXECUTE 'EXPLAIN ' || q LOOP
-        p := p || r || E'\n';
-    END LOOP;
-    RETURN p;
-END $$;
 -- write a key file next to the data directory
 CREATE FUNCTION pg_temp.keyfile(name text, content text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE

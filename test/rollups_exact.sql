@@ -17,7 +17,7 @@
 BEGIN;
 \ir lib/helpers.psql
 \ir lib/reports_reference.psql
-SELECT plan(53);
+SELECT plan(59);
 
 SET LOCAL TimeZone = 'UTC';
 SELECT setseed(0.13);
@@ -172,6 +172,44 @@ SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
           'the windows advanced by an hour: the views equal the log');
 SELECT is(pg_temp.rollups(), (SELECT pg_temp.rollups() FROM (SELECT secpolicy.rebuild_rollups('-infinity')) r),
           'windows advanced incrementally equal windows rebuilt');
+-- sources whose first failure left the 30-day window since the refresh: the
+-- first failure is then the next one, found on the window's first day, later
+-- in the window, or the one failure left
+INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
+SELECT now() - o.back, NULL, 'stale' || o.src, ('10.7.0.' || o.src)::inet, false, 'unknown_user'
+  FROM (VALUES (1, interval '30 days 30 minutes'), (1, '28 days 12 hours'), (1, '10 days'),
+               (2, '30 days 30 minutes'), (2, '29 days 12 hours'), (2, '10 days'),
+               (3, '30 days 30 minutes'), (3, '10 days')) o(src, back);
+SELECT FROM secpolicy.refresh_rollups();
+SELECT pg_temp.anchor_back('1 hour');
+SELECT is((SELECT string_agg(host(client_addr) || ' ' || (now() - first_failure_at) || ' ' || failures_30d, ', '
+                             ORDER BY client_addr)
+             FROM secpolicy.failed_logins_by_source WHERE client_addr << '10.7.0.0/24'),
+          '10.7.0.1 28 days 12:00:00 2, 10.7.0.2 29 days 12:00:00 2, 10.7.0.3 10 days 1',
+          'a first failure that left the window: the next one (on the window''s first day or later), or the one left');
+SELECT is(pg_temp.mismatches(4), 'daily 0, by_user 0, by_source 0, report 0', 'and every report equals the log');
+-- the top of either view by failures reads the stored rows in the order of
+-- their index (the views are plain views over the two parts), as many as it
+-- shows; and equals the top of the log
+SET LOCAL enable_seqscan = off;
+SELECT ok(pg_temp.plan_of('SELECT * FROM secpolicy.failed_logins_by_source ORDER BY failures_30d DESC LIMIT 10')
+              ~ 'Merge Append.*Index Scan Backward using rollup_sources_failures_idx',
+          'the top of failed_logins_by_source merges the stored rows in index order');
+SELECT ok(pg_temp.plan_of('SELECT * FROM secpolicy.failed_logins_by_user ORDER BY failures_30d DESC LIMIT 10')
+              ~ 'Merge Append.*Index Scan Backward using rollup_user_names_failures_idx',
+          'the top of failed_logins_by_user merges the stored rows in index order');
+RESET enable_seqscan;
+SELECT is(pg_temp.diff_rows('SELECT * FROM (SELECT * FROM secpolicy.failed_logins_by_source
+                                              ORDER BY failures_30d DESC, client_addr LIMIT 10) t',
+                            'SELECT * FROM (SELECT * FROM pg_temp.ref_by_source()
+                                              ORDER BY failures_30d DESC, client_addr LIMIT 10) t'),
+          0::bigint, 'the top 10 sources by failures equal the log''s');
+SELECT is(pg_temp.diff_rows('SELECT * FROM (SELECT * FROM secpolicy.failed_logins_by_user
+                                              ORDER BY failures_30d DESC, user_id, username LIMIT 10) t',
+                            'SELECT * FROM (SELECT * FROM pg_temp.ref_by_user()
+                                              ORDER BY failures_30d DESC, user_id, username LIMIT 10) t'),
+          0::bigint, 'the top 10 names by failures equal the log''s');
+
 SELECT pg_temp.anchor_back('2 days');
 SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',
           'windows refreshed two days ago: the views read the window from the log and equal it');

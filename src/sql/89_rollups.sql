@@ -138,6 +138,8 @@ CREATE TABLE secpolicy.rollup_user_names (
 );
 COMMENT ON TABLE secpolicy.rollup_user_names IS
     'Rollup: per account (or unknown username, case-folded), rollup_user_windows summed over the forms typed: failures since rollup_state.from_24h, from_7d and from_30d, the last failure, and the first form typed (in sort order).';
+-- (failed_logins_by_user, ordered by failures, reads the stored rows in this order)
+CREATE INDEX rollup_user_names_failures_idx ON secpolicy.rollup_user_names (failures_30d);
 
 CREATE TABLE secpolicy.rollup_source_names (
     client_addr inet,
@@ -169,6 +171,8 @@ CREATE TABLE secpolicy.rollup_sources (
 );
 COMMENT ON TABLE secpolicy.rollup_sources IS
     'Rollup: per source address, rollup_source_names summed: failures since rollup_state.from_24h and from_30d, distinct usernames (case-folded) in each, distinct accounts, first and last failure.';
+-- (failed_logins_by_source, ordered by failures, reads the stored rows in this order)
+CREATE INDEX rollup_sources_failures_idx ON secpolicy.rollup_sources (failures_30d);
 
 -- Whether an attempt row a is still outside the rollups of watermark w (in
 -- the tail) is written out where it is needed, as

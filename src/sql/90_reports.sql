@@ -14,133 +14,193 @@
 -- of each partition).  The test for "not counted yet" is written out where
 -- it is needed: see src/sql/89_rollups.sql.
 
--- The rows of failed_logins_by_user (the view reads them here, where the watermark is
--- known when the query is planned: the rows not counted yet are then found
--- through the logged_xid index of the partitions of the window).
-CREATE FUNCTION secpolicy.failed_logins_by_user_report()
-    RETURNS TABLE (user_id bigint, username text, known_account boolean, failures_24h bigint, failures_7d bigint,
-                   failures_30d bigint, last_failure_at timestamptz, currently_locked boolean)
+-- failed_logins_by_user and failed_logins_by_source are the rows the last
+-- refresh stored (rollup_user_names, rollup_sources), except those of the
+-- names and sources touched since (rows not counted yet, or counted rows that
+-- left a sliding window since), which are counted again from the windows the
+-- refresh stored, moved to now.  The stored rows are read in the order of
+-- their failures_30d index, so that the top of either view by failures costs
+-- the rows it shows: the views are plain views (the planner merges the two
+-- parts in that order), over functions that read what the analyst may not.
+
+-- Internal: whether the rollups' sliding windows are to be read (built, and
+-- refreshed within a day); otherwise the two views count the log.
+CREATE FUNCTION secpolicy.rollup_windows_fresh() RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(st.built AND st.refreshed_at > now() - interval '1 day', false) FROM secpolicy.rollup_state st
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_windows_fresh() IS
+    'Internal: whether failed_logins_by_user and failed_logins_by_source read the rollups'' sliding windows (built and refreshed within a day).';
+REVOKE ALL ON FUNCTION secpolicy.rollup_windows_fresh() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.rollup_windows_fresh() TO secpolicy_analyst, secpolicy_admin;
+
+-- Internal: the failures that change a name's or a source's windows since
+-- the last refresh, when the windows are fresh (none otherwise): the rows not
+-- counted yet (from_* infinite: they only add), and the counted rows between
+-- each window's bound at the last refresh (from_*) and now, which move out
+-- of (or, back-dated, into) a window.  Found through the logged_xid index and
+-- the slices of attempted_at: the watermark is known when the query is planned.
+CREATE FUNCTION secpolicy.rollup_window_changes()
+    RETURNS TABLE (user_id bigint, username text, client_addr inet, attempted_at timestamptz,
+                   from_24h timestamptz, from_7d timestamptz, from_30d timestamptz, last_at timestamptz)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE
     st secpolicy.rollup_state;
-    fresh boolean;
 BEGIN
+    IF NOT secpolicy.rollup_windows_fresh() THEN
+        RETURN;
+    END IF;
     SELECT * INTO st FROM secpolicy.rollup_state;
-    -- not built, or not refreshed for a day: the window is read from the log
-    fresh := st.built AND st.refreshed_at > now() - interval '1 day';
     RETURN QUERY
-    -- the names touched since the last refresh (rows in the tail, or rows
-    -- that left a window since): the windows of the last refresh
-    -- (rollup_user_windows), moved to now: plus the failures not counted yet,
-    -- plus or minus the counted failures between each window's bound then and
-    -- now.  The other names: rollup_user_names.
-        WITH tail AS (
-            SELECT a.user_id, a.username, a.attempted_at
+        SELECT a.user_id, a.username, a.client_addr, a.attempted_at,
+               timestamptz 'infinity', timestamptz 'infinity', timestamptz 'infinity', a.attempted_at
+          FROM secpolicy.login_attempts a
+         WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
+           AND (a.logged_xid >= st.snap_xmax
+                OR a.logged_xid = ANY (st.snap_xip)
+                OR a.logged_xid = st.self_xid)
+           AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                    ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
+        UNION ALL
+        SELECT a.user_id, a.username, a.client_addr, a.attempted_at, st.from_24h, st.from_7d, st.from_30d, NULL
+          FROM secpolicy.login_attempts a
+         WHERE NOT a.success
+           -- (the slices lie within a day before the window: refreshed within a day)
+           AND a.attempted_at >= now() - interval '31 days'
+           AND ((a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
+                 AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
+                OR (a.attempted_at >= least(st.from_7d, now() - interval '7 days')
+                    AND a.attempted_at < greatest(st.from_7d, now() - interval '7 days'))
+                OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
+                    AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
+           AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
+                                 ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false);
+END
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_window_changes() IS
+    'Internal: the failed attempts that change the sliding windows of failed_logins_by_user and failed_logins_by_source since the last refresh.';
+REVOKE ALL ON FUNCTION secpolicy.rollup_window_changes() FROM PUBLIC;
+
+-- Internal: the keys of the names and the sources whose windows changed since
+-- the last refresh (for the views, which run them as the analyst: keys only,
+-- no attempt row).  A name's key is its account id, or 'u:' and the
+-- case-folded unknown username.
+CREATE FUNCTION secpolicy.rollup_touched_names() RETURNS SETOF text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT DISTINCT coalesce(c.user_id::text, 'u:' || lower(c.username))
+      FROM secpolicy.rollup_window_changes() c
+     WHERE c.user_id IS NOT NULL OR c.username IS NOT NULL
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_touched_names() IS
+    'Internal: the keys (account id, or ''u:'' and the case-folded unknown username) of the names whose failures changed since the last refresh.';
+REVOKE ALL ON FUNCTION secpolicy.rollup_touched_names() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.rollup_touched_names() TO secpolicy_analyst, secpolicy_admin;
+
+CREATE FUNCTION secpolicy.rollup_touched_sources() RETURNS SETOF inet
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT DISTINCT c.client_addr FROM secpolicy.rollup_window_changes() c
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_touched_sources() IS
+    'Internal: the source addresses (NULL: none given) whose failures changed since the last refresh.';
+REVOKE ALL ON FUNCTION secpolicy.rollup_touched_sources() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION secpolicy.rollup_touched_sources() TO secpolicy_analyst, secpolicy_admin;
+
+-- The rows of failed_logins_by_user not read from rollup_user_names: those of
+-- the names touched since the last refresh (all of them when the windows are
+-- not fresh), per account or unknown username (case-folded).
+CREATE FUNCTION secpolicy.failed_logins_by_user_report()
+    RETURNS TABLE (user_id bigint, username_key text, username_typed text, failures_24h bigint, failures_7d bigint,
+                   failures_30d bigint, last_failure_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF NOT secpolicy.rollup_windows_fresh() THEN
+        -- rollups never built, or not refreshed for a day: the window from the log
+        RETURN QUERY
+            SELECT a.user_id, CASE WHEN a.user_id IS NULL THEN lower(a.username) END, min(a.username),
+                   count(*) FILTER (WHERE a.attempted_at >= now() - interval '24 hours'),
+                   count(*) FILTER (WHERE a.attempted_at >= now() - interval '7 days'),
+                   count(*), max(a.attempted_at)
               FROM secpolicy.login_attempts a
              WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
                AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
-               AND (a.logged_xid >= st.snap_xmax
-                    OR a.logged_xid = ANY (st.snap_xip)
-                    OR a.logged_xid = st.self_xid)
-               AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
-                        ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
-               AND fresh
-            UNION ALL
-            -- rollups never built, or not refreshed for a day: the window from the log
-            SELECT a.user_id, a.username, a.attempted_at
-              FROM secpolicy.login_attempts a
-             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-               AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
-               AND NOT fresh
-        ), moved AS (
-            SELECT a.user_id, a.username, a.attempted_at, st.from_24h, st.from_7d, st.from_30d
-              FROM secpolicy.login_attempts a
-             WHERE NOT a.success AND (a.user_id IS NOT NULL OR a.username IS NOT NULL)
-               AND fresh
-               -- (the slices lie within a day before the window: refreshed within a day)
-               AND a.attempted_at >= now() - interval '31 days'
-               AND ((a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
-                     AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
-                    OR (a.attempted_at >= least(st.from_7d, now() - interval '7 days')
-                        AND a.attempted_at < greatest(st.from_7d, now() - interval '7 days'))
-                    OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
-                        AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
-               AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
-                                     ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
+             GROUP BY 1, 2;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    -- the windows of the last refresh (rollup_user_windows) of the touched
+    -- names, moved to now: plus the failures not counted yet, plus or minus
+    -- the counted failures between each window's bound then and now
+        WITH changes AS MATERIALIZED (
+            SELECT c.user_id, c.username, c.attempted_at, c.from_24h, c.from_7d, c.from_30d, c.last_at
+              FROM secpolicy.rollup_window_changes() c
+             WHERE c.user_id IS NOT NULL OR c.username IS NOT NULL
         ), touched AS MATERIALIZED (
-            -- the names with rows since the last refresh or that left a window
-            SELECT DISTINCT x.user_id, CASE WHEN x.user_id IS NULL THEN lower(x.username) END AS username_key
-              FROM (SELECT t.user_id, t.username FROM tail t UNION ALL SELECT m.user_id, m.username FROM moved m) x
+            SELECT DISTINCT c.user_id, CASE WHEN c.user_id IS NULL THEN lower(c.username) END AS username_key
+              FROM changes c
         ), parts AS (
-            SELECT t.user_id, t.username,
-                   (t.attempted_at >= now() - interval '24 hours')::int AS d24,
-                   (t.attempted_at >= now() - interval '7 days')::int AS d7,
-                   1 AS d30, t.attempted_at AS last_at
-              FROM tail t
-            UNION ALL
-            SELECT m.user_id, m.username,
-                   (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
-                   (m.attempted_at >= now() - interval '7 days')::int - (m.attempted_at >= m.from_7d)::int,
-                   (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
-                   NULL
-              FROM moved m
+            SELECT c.user_id, c.username,
+                   (c.attempted_at >= now() - interval '24 hours')::int - (c.attempted_at >= c.from_24h)::int AS d24,
+                   (c.attempted_at >= now() - interval '7 days')::int - (c.attempted_at >= c.from_7d)::int AS d7,
+                   (c.attempted_at >= now() - interval '30 days')::int - (c.attempted_at >= c.from_30d)::int AS d30,
+                   c.last_at
+              FROM changes c
             UNION ALL
             SELECT w.user_id, w.username, w.failures_24h, w.failures_7d, w.failures_30d, w.last_failure_at
               FROM secpolicy.rollup_user_windows w
-             WHERE fresh AND w.user_id IN (SELECT x.user_id FROM touched x)
+             WHERE w.user_id IN (SELECT x.user_id FROM touched x)
             UNION ALL
             SELECT w.user_id, w.username, w.failures_24h, w.failures_7d, w.failures_30d, w.last_failure_at
               FROM secpolicy.rollup_user_windows w
-             WHERE fresh AND w.user_id IS NULL
+             WHERE w.user_id IS NULL
                AND w.username_key IN (SELECT x.username_key FROM touched x WHERE x.user_id IS NULL)
         ), forms AS (
             SELECT p.user_id, CASE WHEN p.user_id IS NULL THEN lower(p.username) END AS username_key, p.username,
                    sum(p.d24) AS f24, sum(p.d7) AS f7, sum(p.d30) AS f30, max(p.last_at) AS last_at
               FROM parts p
              GROUP BY 1, 2, 3
-        ), per_name AS (
-            SELECT f.user_id, f.username_key,
-                   sum(f.f24)::bigint AS failures_24h, sum(f.f7)::bigint AS failures_7d, sum(f.f30)::bigint AS failures_30d,
-                   max(f.last_at) AS last_failure_at, min(f.username) AS username_typed
-              FROM forms f
-             WHERE f.f30 > 0
-             GROUP BY 1, 2
-        ), names AS (
-            SELECT p.user_id, p.username_key, p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
-                   p.username_typed
-              FROM per_name p
-            UNION ALL
-            -- the other names are as the last refresh summed them
-            SELECT n.user_id, n.username_key, n.failures_24h, n.failures_7d, n.failures_30d, n.last_failure_at,
-                   n.username_typed
-              FROM secpolicy.rollup_user_names n
-             WHERE fresh
-               AND NOT EXISTS (SELECT 1 FROM touched x WHERE x.user_id = n.user_id)
-               AND NOT (n.user_id IS NULL
-                        AND EXISTS (SELECT 1 FROM touched x WHERE x.user_id IS NULL AND x.username_key = n.username_key))
         )
-        SELECT p.user_id,
-               coalesce(u.username, p.username_typed) AS username,
-               p.user_id IS NOT NULL AS known_account,
-               p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
-               CASE WHEN u.id IS NOT NULL
-                    THEN u.reset_required OR u.failed_attempts >= pol.max_failed_attempts
-                    ELSE coalesce(f.failed_attempts >= pol.max_failed_attempts, false) END AS currently_locked
-          FROM names p
-          CROSS JOIN secpolicy.policy pol
-          LEFT JOIN secpolicy.users u ON u.id = p.user_id
-          LEFT JOIN secpolicy.unknown_user_failures f ON p.user_id IS NULL AND f.username_key = p.username_key;
+        SELECT f.user_id, f.username_key, min(f.username),
+               sum(f.f24)::bigint, sum(f.f7)::bigint, sum(f.f30)::bigint, max(f.last_at)
+          FROM forms f
+         WHERE f.f30 > 0
+         GROUP BY 1, 2;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.failed_logins_by_user_report() IS
-    'The rows of the view failed_logins_by_user.';
+    'Internal: the rows of the view failed_logins_by_user counted at the query (the names touched since the last refresh; all when the rollups are not fresh).';
 REVOKE ALL ON FUNCTION secpolicy.failed_logins_by_user_report() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.failed_logins_by_user_report() TO secpolicy_analyst, secpolicy_admin;
 
-CREATE VIEW secpolicy.failed_logins_by_user WITH (security_barrier) AS
-    SELECT * FROM secpolicy.failed_logins_by_user_report();
+-- (The stored rows are those whose key is not among the touched names'.)
+CREATE VIEW secpolicy.failed_logins_by_user AS
+    SELECT p.user_id,
+           coalesce(u.username, p.username_typed) AS username,
+           p.user_id IS NOT NULL AS known_account,
+           p.failures_24h, p.failures_7d, p.failures_30d, p.last_failure_at,
+           CASE WHEN u.id IS NOT NULL
+                THEN u.reset_required OR u.failed_attempts >= pol.max_failed_attempts
+                ELSE coalesce(f.failed_attempts >= pol.max_failed_attempts, false) END AS currently_locked
+      FROM (SELECT r.user_id, r.username_key, r.username_typed, r.failures_24h, r.failures_7d, r.failures_30d,
+                   r.last_failure_at, false AS stored
+              FROM secpolicy.failed_logins_by_user_report() r
+            UNION ALL
+            SELECT n.user_id, n.username_key, n.username_typed, n.failures_24h, n.failures_7d, n.failures_30d,
+                   n.last_failure_at, true
+              FROM secpolicy.rollup_user_names n) p
+      CROSS JOIN secpolicy.policy pol
+      LEFT JOIN secpolicy.users u ON u.id = p.user_id
+      LEFT JOIN secpolicy.unknown_user_failures f ON p.user_id IS NULL AND f.username_key = p.username_key
+     WHERE NOT p.stored
+        OR ((SELECT secpolicy.rollup_windows_fresh())
+            AND coalesce(p.user_id::text, 'u:' || p.username_key) NOT IN
+                (SELECT k FROM secpolicy.rollup_touched_names() k));
 COMMENT ON VIEW secpolicy.failed_logins_by_user IS
     'Per account (or unknown username, case-folded) with failures in the last 30 days: failures in 24 h / 7 d / 30 d, last failure, locked now.';
 
@@ -163,9 +223,9 @@ COMMENT ON FUNCTION secpolicy.first_failure_from(inet) IS
     'Internal: the first failed attempt from a source address (NULL: none) in the last 30 days.';
 REVOKE ALL ON FUNCTION secpolicy.first_failure_from(inet) FROM PUBLIC;
 
--- The rows of failed_logins_by_source (the view reads them here, where the watermark is
--- known when the query is planned: the rows not counted yet are then found
--- through the logged_xid index of the partitions of the window).
+-- The rows of failed_logins_by_source not read from rollup_sources: those of
+-- the sources touched since the last refresh (all of them when the windows
+-- are not fresh).
 CREATE FUNCTION secpolicy.failed_logins_by_source_report()
     RETURNS TABLE (client_addr inet, failures_24h bigint, failures_30d bigint, distinct_usernames_24h bigint,
                    distinct_usernames_30d bigint, distinct_accounts_30d bigint, first_failure_at timestamptz,
@@ -174,60 +234,33 @@ CREATE FUNCTION secpolicy.failed_logins_by_source_report()
 AS $$
 #variable_conflict use_column
 DECLARE
-    st secpolicy.rollup_state;
-    fresh boolean;
+    fresh boolean := secpolicy.rollup_windows_fresh();
 BEGIN
-    SELECT * INTO st FROM secpolicy.rollup_state;
-    -- not built, or not refreshed for a day: the window is read from the log
-    fresh := st.built AND st.refreshed_at > now() - interval '1 day';
     RETURN QUERY
-    -- the sources touched since the last refresh (rows in the tail, or rows
-    -- that left a window since): per source, username and account
-    -- (rollup_source_names, moved to now as in failed_logins_by_user), then
-    -- per source and username, then per source; a first failure that left
-    -- the window is looked up in the log.  The others: rollup_sources.
-        WITH tail AS (
-            SELECT a.client_addr, a.username, a.user_id, a.attempted_at
-              FROM secpolicy.login_attempts a
-             WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
-               AND (a.logged_xid >= st.snap_xmax
-                    OR a.logged_xid = ANY (st.snap_xip)
-                    OR a.logged_xid = st.self_xid)
-               AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
-                        ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
-               AND fresh
+    -- per source, username and account (rollup_source_names of the touched
+    -- sources, moved to now as in failed_logins_by_user), then per source and
+    -- username, then per source; a first failure that left the window is
+    -- looked up in the log
+        WITH changes AS MATERIALIZED (
+            SELECT c.client_addr, c.username, c.user_id, c.attempted_at, c.from_24h, c.from_30d, c.last_at
+              FROM secpolicy.rollup_window_changes() c
+             WHERE fresh
             UNION ALL
             -- rollups never built, or not refreshed for a day: the window from the log
-            SELECT a.client_addr, a.username, a.user_id, a.attempted_at
+            SELECT a.client_addr, a.username, a.user_id, a.attempted_at,
+                   timestamptz 'infinity', timestamptz 'infinity', a.attempted_at
               FROM secpolicy.login_attempts a
              WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
                AND NOT fresh
-        ), moved AS (
-            SELECT a.client_addr, a.username, a.user_id, a.attempted_at, st.from_24h, st.from_30d
-              FROM secpolicy.login_attempts a
-             WHERE NOT a.success AND fresh
-               AND a.attempted_at >= now() - interval '31 days'
-               AND ((a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
-                     AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
-                    OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
-                        AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days')))
-               AND NOT coalesce(CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
-                                     ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false)
         ), touched AS MATERIALIZED (
-            -- the sources with rows since the last refresh or that left a window
-            SELECT DISTINCT x.client_addr
-              FROM (SELECT t.client_addr FROM tail t UNION ALL SELECT m.client_addr FROM moved m) x
+            SELECT DISTINCT c.client_addr FROM changes c
         ), parts AS (
-            SELECT t.client_addr, lower(t.username) AS name, t.user_id,
-                   (t.attempted_at >= now() - interval '24 hours')::int AS d24, 1 AS d30,
-                   t.attempted_at AS first_at, false AS stale, t.attempted_at AS last_at
-              FROM tail t
-            UNION ALL
-            SELECT m.client_addr, lower(m.username), m.user_id,
-                   (m.attempted_at >= now() - interval '24 hours')::int - (m.attempted_at >= m.from_24h)::int,
-                   (m.attempted_at >= now() - interval '30 days')::int - (m.attempted_at >= m.from_30d)::int,
-                   CASE WHEN m.attempted_at >= now() - interval '30 days' THEN m.attempted_at END, false, NULL
-              FROM moved m
+            SELECT c.client_addr, lower(c.username) AS name, c.user_id,
+                   (c.attempted_at >= now() - interval '24 hours')::int - (c.attempted_at >= c.from_24h)::int AS d24,
+                   (c.attempted_at >= now() - interval '30 days')::int - (c.attempted_at >= c.from_30d)::int AS d30,
+                   CASE WHEN c.attempted_at >= now() - interval '30 days' THEN c.attempted_at END AS first_at,
+                   false AS stale, c.last_at
+              FROM changes c
             UNION ALL
             SELECT w.client_addr, w.username_key, w.user_id, w.failures_24h, w.failures_30d,
                    CASE WHEN w.first_failure_at >= now() - interval '30 days' THEN w.first_failure_at END,
@@ -249,7 +282,9 @@ BEGIN
             SELECT t.client_addr, t.name, max(t.user_id) AS user_id,
                    sum(t.n24) AS n_24h, sum(t.n30) AS n_30d,
                    max(t.last_at) >= now() - (SELECT pol.detection_window FROM secpolicy.policy pol) AS in_window,
-                   min(t.first_at) AS first_at, bool_or(t.stale) AS stale, max(t.last_at) AS last_at
+                   -- (a triple left with one failure in the window: its last)
+                   min(CASE WHEN t.stale AND t.n30 = 1 THEN t.last_at ELSE t.first_at END) AS first_at,
+                   bool_or(t.stale AND t.n30 <> 1) AS stale, max(t.last_at) AS last_at
               FROM triples t
              WHERE t.n30 > 0
              GROUP BY t.client_addr, t.name
@@ -265,39 +300,69 @@ BEGIN
                    count(p.name) FILTER (WHERE p.in_window) AS names_in_window
               FROM pairs p
              GROUP BY p.client_addr
+        ), first_day AS MATERIALIZED (
+            -- the first failures of the sources whose first failure left the
+            -- window, looked up where they most likely are: on the window's
+            -- first day; then, for the others, in the rest of the window (one
+            -- index scan of each partition for all of them)
+            SELECT a.client_addr, min(a.attempted_at) AS first_at
+              FROM secpolicy.login_attempts a
+             WHERE a.client_addr = ANY (ARRAY(SELECT s.client_addr FROM sources s WHERE s.stale))
+               AND NOT a.success
+               AND a.attempted_at >= now() - interval '30 days' AND a.attempted_at < now() - interval '29 days'
+             GROUP BY a.client_addr
+        ), firsts AS (
+            SELECT f.client_addr, f.first_at FROM first_day f
+            UNION ALL
+            SELECT a.client_addr, min(a.attempted_at)
+              FROM secpolicy.login_attempts a
+             WHERE a.client_addr = ANY (ARRAY(SELECT s.client_addr FROM sources s
+                                               WHERE s.stale AND s.client_addr NOT IN (SELECT f.client_addr FROM first_day f)))
+               AND NOT a.success AND a.attempted_at >= now() - interval '29 days'
+             GROUP BY a.client_addr
         )
         SELECT s.client_addr, s.failures_24h, s.failures_30d, s.distinct_usernames_24h, s.distinct_usernames_30d,
                s.distinct_accounts_30d,
                CASE WHEN NOT s.stale THEN s.first_at
-                    ELSE secpolicy.first_failure_from(s.client_addr) END AS first_failure_at,
+                    WHEN s.client_addr IS NULL THEN secpolicy.first_failure_from(NULL)
+                    ELSE f.first_at END AS first_failure_at,
                s.last_failure_at,
                s.client_addr IS NOT NULL
                    AND s.names_in_window >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol) AS spraying
           FROM sources s
-        UNION ALL
-        -- the other sources are as the last refresh summed them; whether they
-        -- spray now depends on the time
-        SELECT r.client_addr, r.failures_24h, r.failures_30d, r.distinct_usernames_24h, r.distinct_usernames_30d,
-               r.distinct_accounts_30d, r.first_failure_at, r.last_failure_at,
-               r.client_addr IS NOT NULL
-                   AND CASE WHEN r.last_failure_at >= now() - pol.detection_window
-                            THEN (SELECT count(DISTINCT w.username_key) FROM secpolicy.rollup_source_names w
-                                   WHERE w.client_addr = r.client_addr AND w.last_failure_at >= now() - pol.detection_window)
-                            ELSE 0 END >= pol.spray_min_accounts
-          FROM secpolicy.rollup_sources r
-          CROSS JOIN secpolicy.policy pol
-         WHERE fresh
-           AND NOT EXISTS (SELECT 1 FROM touched x WHERE x.client_addr = r.client_addr)
-           AND NOT (r.client_addr IS NULL AND EXISTS (SELECT 1 FROM touched x WHERE x.client_addr IS NULL));
+          LEFT JOIN firsts f ON f.client_addr = s.client_addr;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.failed_logins_by_source_report() IS
-    'The rows of the view failed_logins_by_source.';
+    'Internal: the rows of the view failed_logins_by_source counted at the query (the sources touched since the last refresh; all when the rollups are not fresh).';
 REVOKE ALL ON FUNCTION secpolicy.failed_logins_by_source_report() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION secpolicy.failed_logins_by_source_report() TO secpolicy_analyst, secpolicy_admin;
 
-CREATE VIEW secpolicy.failed_logins_by_source WITH (security_barrier) AS
-    SELECT * FROM secpolicy.failed_logins_by_source_report();
+-- (The stored rows are those whose address is not among the touched
+-- sources'; whether a stored source sprays now depends on the time.)
+CREATE VIEW secpolicy.failed_logins_by_source AS
+    SELECT s.client_addr, s.failures_24h, s.failures_30d, s.distinct_usernames_24h, s.distinct_usernames_30d,
+           s.distinct_accounts_30d, s.first_failure_at, s.last_failure_at,
+           CASE WHEN NOT s.stored THEN s.spraying
+                ELSE s.client_addr IS NOT NULL
+                     AND s.last_failure_at >= now() - pol.detection_window
+                     AND (SELECT count(DISTINCT w.username_key) FROM secpolicy.rollup_source_names w
+                           WHERE w.client_addr = s.client_addr
+                             AND w.last_failure_at >= now() - pol.detection_window) >= pol.spray_min_accounts
+           END AS spraying
+      FROM (SELECT r.client_addr, r.failures_24h, r.failures_30d, r.distinct_usernames_24h, r.distinct_usernames_30d,
+                   r.distinct_accounts_30d, r.first_failure_at, r.last_failure_at, r.spraying, false AS stored
+              FROM secpolicy.failed_logins_by_source_report() r
+            UNION ALL
+            SELECT n.client_addr, n.failures_24h, n.failures_30d, n.distinct_usernames_24h, n.distinct_usernames_30d,
+                   n.distinct_accounts_30d, n.first_failure_at, n.last_failure_at, NULL, true
+              FROM secpolicy.rollup_sources n) s
+      CROSS JOIN secpolicy.policy pol
+     WHERE NOT s.stored
+        OR ((SELECT secpolicy.rollup_windows_fresh())
+            AND CASE WHEN s.client_addr IS NOT NULL
+                     THEN s.client_addr NOT IN (SELECT t FROM secpolicy.rollup_touched_sources() t WHERE t IS NOT NULL)
+                     ELSE NOT EXISTS (SELECT 1 FROM secpolicy.rollup_touched_sources() t WHERE t IS NULL) END);
 COMMENT ON VIEW secpolicy.failed_logins_by_source IS
     'Per client address with failures in the last 30 days; spraying is true when it failed on spray_min_accounts usernames within detection_window.';
 
