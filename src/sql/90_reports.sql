@@ -41,9 +41,11 @@ GRANT EXECUTE ON FUNCTION secpolicy.rollup_windows_fresh() TO secpolicy_analyst,
 -- each window's bound at the last refresh (from_*) and now, which move out
 -- of (or, back-dated, into) a window.  Found through the logged_xid index and
 -- the slices of attempted_at: the watermark is known when the query is planned.
+-- for_sources: the row changes a source's windows too (24 hours and 30 days).
 CREATE FUNCTION secpolicy.rollup_window_changes()
     RETURNS TABLE (user_id bigint, username text, client_addr inet, attempted_at timestamptz,
-                   from_24h timestamptz, from_7d timestamptz, from_30d timestamptz, last_at timestamptz)
+                   from_24h timestamptz, from_7d timestamptz, from_30d timestamptz, last_at timestamptz,
+                   for_sources boolean)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 #variable_conflict use_column
@@ -56,7 +58,7 @@ BEGIN
     SELECT * INTO st FROM secpolicy.rollup_state;
     RETURN QUERY
         SELECT a.user_id, a.username, a.client_addr, a.attempted_at,
-               timestamptz 'infinity', timestamptz 'infinity', timestamptz 'infinity', a.attempted_at
+               timestamptz 'infinity', timestamptz 'infinity', timestamptz 'infinity', a.attempted_at, true
           FROM secpolicy.login_attempts a
          WHERE NOT a.success AND a.attempted_at >= now() - interval '30 days'
            AND (a.logged_xid >= st.snap_xmax
@@ -65,7 +67,12 @@ BEGIN
            AND CASE WHEN a.logged_xid = st.self_xid THEN a.id > st.self_max_id
                     ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END
         UNION ALL
-        SELECT a.user_id, a.username, a.client_addr, a.attempted_at, st.from_24h, st.from_7d, st.from_30d, NULL
+        SELECT a.user_id, a.username, a.client_addr, a.attempted_at, st.from_24h, st.from_7d, st.from_30d, NULL,
+               -- (the sources' windows are 24 hours and 30 days: not 7 days)
+               (a.attempted_at >= least(st.from_24h, now() - interval '24 hours')
+                AND a.attempted_at < greatest(st.from_24h, now() - interval '24 hours'))
+               OR (a.attempted_at >= least(st.from_30d, now() - interval '30 days')
+                   AND a.attempted_at < greatest(st.from_30d, now() - interval '30 days'))
           FROM secpolicy.login_attempts a
          WHERE NOT a.success
            -- (the slices lie within a day before the window: refreshed within a day)
@@ -103,7 +110,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.rollup_touched_names() TO secpolicy_analyst,
 CREATE FUNCTION secpolicy.rollup_touched_sources() RETURNS SETOF inet
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT DISTINCT c.client_addr FROM secpolicy.rollup_window_changes() c
+    SELECT DISTINCT c.client_addr FROM secpolicy.rollup_window_changes() c WHERE c.for_sources
 $$;
 COMMENT ON FUNCTION secpolicy.rollup_touched_sources() IS
     'Internal: the source addresses (NULL: none given) whose failures changed since the last refresh.';
@@ -244,7 +251,7 @@ BEGIN
         WITH changes AS MATERIALIZED (
             SELECT c.client_addr, c.username, c.user_id, c.attempted_at, c.from_24h, c.from_30d, c.last_at
               FROM secpolicy.rollup_window_changes() c
-             WHERE fresh
+             WHERE fresh AND c.for_sources
             UNION ALL
             -- rollups never built, or not refreshed for a day: the window from the log
             SELECT a.client_addr, a.username, a.user_id, a.attempted_at,
