@@ -174,19 +174,21 @@ SELECT is(pg_temp.rollups(), (SELECT pg_temp.rollups() FROM (SELECT secpolicy.re
           'windows advanced incrementally equal windows rebuilt');
 -- sources whose first failure left the 30-day window since the refresh: the
 -- first failure is then the next one, found on the window's first day, later
--- in the window, or the one failure left
+-- in the window or ahead of now, or the one failure left
 INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
 SELECT now() - o.back, NULL, 'stale' || o.src, ('10.7.0.' || o.src)::inet, false, 'unknown_user'
   FROM (VALUES (1, interval '30 days 30 minutes'), (1, '28 days 12 hours'), (1, '10 days'),
                (2, '30 days 30 minutes'), (2, '29 days 12 hours'), (2, '10 days'),
-               (3, '30 days 30 minutes'), (3, '10 days')) o(src, back);
+               (3, '30 days 30 minutes'), (3, '10 days'),
+               -- (and one whose failures left in the window lie ahead of now: a clock ahead)
+               (4, '30 days 30 minutes'), (4, '-2 hours'), (4, '-3 hours')) o(src, back);
 SELECT FROM secpolicy.refresh_rollups();
 SELECT pg_temp.anchor_back('1 hour');
 SELECT is((SELECT string_agg(host(client_addr) || ' ' || (now() - first_failure_at) || ' ' || failures_30d, ', '
                              ORDER BY client_addr)
              FROM secpolicy.failed_logins_by_source WHERE client_addr << '10.7.0.0/24'),
-          '10.7.0.1 28 days 12:00:00 2, 10.7.0.2 29 days 12:00:00 2, 10.7.0.3 10 days 1',
-          'a first failure that left the window: the next one (on the window''s first day or later), or the one left');
+          '10.7.0.1 28 days 12:00:00 2, 10.7.0.2 29 days 12:00:00 2, 10.7.0.3 10 days 1, 10.7.0.4 -02:00:00 2',
+          'a first failure that left the window: the next one (on the window''s first day, later, or ahead of now), or the one left');
 SELECT is(pg_temp.mismatches(4), 'daily 0, by_user 0, by_source 0, report 0', 'and every report equals the log');
 -- the top of either view by failures reads the stored rows in the order of
 -- their index (the views are plain views over the two parts), as many as it

@@ -236,6 +236,50 @@ COMMENT ON FUNCTION secpolicy.first_failure_from(inet) IS
     'Internal: the first failed attempt from a source address (NULL: none) in the last 30 days.';
 REVOKE ALL ON FUNCTION secpolicy.first_failure_from(inet) FROM PUBLIC;
 
+-- Internal (failed_logins_by_source): the first failures in the last 30 days
+-- from the given addresses (those whose stored first failure left the
+-- window).  Each is looked up in the order of attempted_at: the partitions of
+-- the window are read one after the other, the window's first day first,
+-- until a failure is found, so an address costs the days it had none.  The
+-- bounds are values, so that the plan keeps only the partitions of the window
+-- (not the default one) and reads them in order.  Only the rollups have
+-- stored first failures: an empty list (always, on a distributed log) asks
+-- nothing of the log.
+CREATE FUNCTION secpolicy.first_failures_from(addrs inet[]) RETURNS TABLE (client_addr inet, first_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    lo timestamptz := now() - interval '30 days';
+    hi timestamptz := now();
+    got_addr inet[];
+    got_at timestamptz[];
+BEGIN
+    IF coalesce(cardinality(addrs), 0) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(x.addr), array_agg(f.attempted_at) INTO got_addr, got_at
+      FROM unnest(addrs) x (addr)
+      CROSS JOIN LATERAL (
+        SELECT a.attempted_at FROM secpolicy.login_attempts a
+         WHERE a.client_addr = x.addr AND NOT a.success AND a.attempted_at >= lo AND a.attempted_at < hi
+         ORDER BY a.attempted_at LIMIT 1) f;
+    RETURN QUERY SELECT g.addr, g.at FROM unnest(got_addr, got_at) g (addr, at);
+    IF coalesce(cardinality(got_addr), 0) < cardinality(addrs) THEN
+        -- an address whose failures in the window all lie ahead of now (a
+        -- clock that ran ahead): the first of those
+        RETURN QUERY
+            SELECT a.client_addr, min(a.attempted_at) FROM secpolicy.login_attempts a
+             WHERE a.client_addr = ANY (ARRAY(SELECT unnest(addrs) EXCEPT SELECT unnest(got_addr)))
+               AND NOT a.success AND a.attempted_at >= hi
+             GROUP BY a.client_addr;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.first_failures_from(inet[]) IS
+    'Internal: the first failed attempts from the given source addresses in the last 30 days.';
+REVOKE ALL ON FUNCTION secpolicy.first_failures_from(inet[]) FROM PUBLIC;
+
 -- The rows of failed_logins_by_source not read from rollup_sources: those of
 -- the sources touched since the last refresh (all of them when the windows
 -- are not fresh).
@@ -313,26 +357,6 @@ BEGIN
                    count(p.name) FILTER (WHERE p.in_window) AS names_in_window
               FROM pairs p
              GROUP BY p.client_addr
-        ), first_day AS MATERIALIZED (
-            -- the first failures of the sources whose first failure left the
-            -- window, looked up where they most likely are: on the window's
-            -- first day; then, for the others, in the rest of the window (one
-            -- index scan of each partition for all of them)
-            SELECT a.client_addr, min(a.attempted_at) AS first_at
-              FROM secpolicy.login_attempts a
-             WHERE a.client_addr = ANY (ARRAY(SELECT s.client_addr FROM sources s WHERE s.stale))
-               AND NOT a.success
-               AND a.attempted_at >= now() - interval '30 days' AND a.attempted_at < now() - interval '29 days'
-             GROUP BY a.client_addr
-        ), firsts AS (
-            SELECT f.client_addr, f.first_at FROM first_day f
-            UNION ALL
-            SELECT a.client_addr, min(a.attempted_at)
-              FROM secpolicy.login_attempts a
-             WHERE a.client_addr = ANY (ARRAY(SELECT s.client_addr FROM sources s
-                                               WHERE s.stale AND s.client_addr NOT IN (SELECT f.client_addr FROM first_day f)))
-               AND NOT a.success AND a.attempted_at >= now() - interval '29 days'
-             GROUP BY a.client_addr
         )
         SELECT s.client_addr, s.failures_24h, s.failures_30d, s.distinct_usernames_24h, s.distinct_usernames_30d,
                s.distinct_accounts_30d,
@@ -343,7 +367,10 @@ BEGIN
                s.client_addr IS NOT NULL
                    AND s.names_in_window >= (SELECT pol.spray_min_accounts FROM secpolicy.policy pol) AS spraying
           FROM sources s
-          LEFT JOIN firsts f ON f.client_addr = s.client_addr;
+          -- (the first failures that left the window: the next ones, from the log)
+          LEFT JOIN secpolicy.first_failures_from(ARRAY(SELECT x.client_addr FROM sources x
+                                                        WHERE x.stale AND x.client_addr IS NOT NULL)) f
+                 ON f.client_addr = s.client_addr;
 END
 $$;
 COMMENT ON FUNCTION secpolicy.failed_logins_by_source_report() IS
