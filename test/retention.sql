@@ -13,7 +13,7 @@
 -- Pre-existing daily partitions are dropped first (inside the transaction),
 -- so the counts are exact.
 BEGIN;
-SELECT plan(51);
+SELECT plan(52);
 
 UPDATE secpolicy.policy SET hash_opslimit = 1, hash_memlimit = 8192;
 SET LOCAL TimeZone = 'UTC';
@@ -157,6 +157,10 @@ SELECT is(secpolicy.refresh_rollups() IS NOT NULL, true, 'with the rollups built
 SELECT ok(NOT pg_temp.reads_before('SELECT * FROM secpolicy.failed_logins_by_user', 31)
           AND NOT pg_temp.reads_before('SELECT * FROM secpolicy.failed_logins_by_source', 31),
           'the views read no partition older than 31 days either');
+-- the tail (rows logged since the refresh) is read in the report's range only
+SELECT secpolicy.record_attempt(NULL, 'r_tail', '192.0.2.9', NULL, false, 'unknown_user');
+SELECT ok(NOT pg_temp.reads_before($$SELECT * FROM secpolicy.failed_login_report(date_trunc('hour', now()) - interval '23 hours', now(), '1 hour')$$, 2),
+          'a report of the last day reads the tail in no partition older than 2 days');
 
 -- ---------------------------------------------------------------- apply_retention
 -- failure counters: forgotten below the limit after attempt_retention, but

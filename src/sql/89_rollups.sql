@@ -208,33 +208,43 @@ $$;
 COMMENT ON FUNCTION secpolicy.rollup_watermark() IS 'Internal: a rollup watermark at the current snapshot.';
 REVOKE ALL ON FUNCTION secpolicy.rollup_watermark() FROM PUBLIC;
 
--- Internal: the rows that the watermark w has not counted (the tail), through
--- the logged_xid index of every partition, with a plan made once per session
--- (the watermark moves at every refresh; a plan made anew for each report
--- would cost more than the read).  For a watermark that is not built every
--- row is in the tail.
-CREATE FUNCTION secpolicy.rollup_tail(w secpolicy.rollup_state) RETURNS SETOF secpolicy.login_attempts
+-- Internal: the rows that the watermark w has not counted (the tail) with
+-- attempted_at in [lo, hi) (hi infinite: no upper bound), through the logged_xid index of the partitions of
+-- that range.  The rows of the transactions begun after the refresh, then
+-- (when there are any) those of the transactions it saw in progress and its
+-- own later rows: each a plain condition on values, planned at each call
+-- with the bounds known, so that the plan keeps the partitions of the range
+-- (a report of the last day reads two, not the whole retention) and its
+-- planning costs what the read does.  (A plan made once per session cannot
+-- prune at planning and weighs every partition at each call; the condition
+-- written out as an OR made the planner weigh three index paths per
+-- partition.)  For a watermark that is not built every row is in the tail.
+CREATE FUNCTION secpolicy.rollup_tail(w secpolicy.rollup_state, lo timestamptz, hi timestamptz)
+    RETURNS SETOF secpolicy.login_attempts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
-    -- the generic plan must not guess a sequential scan (the tail is small),
-    -- nor compile for the rows it guesses
-    SET enable_seqscan = off SET jit = off
+    SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan SET jit = off
 AS $$
 BEGIN
     IF NOT coalesce(w.built, false) THEN
-        RETURN QUERY SELECT a.* FROM secpolicy.login_attempts a;
+        RETURN QUERY SELECT a.* FROM secpolicy.login_attempts a WHERE a.attempted_at >= lo AND (a.attempted_at < hi OR hi = 'infinity');
         RETURN;
     END IF;
     RETURN QUERY
         SELECT a.* FROM secpolicy.login_attempts a
-         WHERE (a.logged_xid >= w.snap_xmax OR a.logged_xid = ANY (w.snap_xip) OR a.logged_xid = w.self_xid)
-           AND CASE WHEN a.logged_xid = w.self_xid THEN a.id > w.self_max_id
-                    ELSE a.logged_xid >= w.snap_xmax OR a.logged_xid = ANY (w.snap_xip) END;
+         WHERE a.logged_xid >= w.snap_xmax AND a.attempted_at >= lo AND (a.attempted_at < hi OR hi = 'infinity')
+           AND (w.self_xid IS NULL OR a.logged_xid <> w.self_xid OR a.id > w.self_max_id);
+    IF cardinality(w.snap_xip) > 0 OR w.self_xid < w.snap_xmax THEN
+        RETURN QUERY
+            SELECT a.* FROM secpolicy.login_attempts a
+             WHERE a.logged_xid = ANY (w.snap_xip || w.self_xid) AND a.logged_xid < w.snap_xmax
+               AND a.attempted_at >= lo AND (a.attempted_at < hi OR hi = 'infinity')
+               AND (w.self_xid IS NULL OR a.logged_xid <> w.self_xid OR a.id > w.self_max_id);
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION secpolicy.rollup_tail(secpolicy.rollup_state) IS
-    'Internal: the attempt rows a rollup watermark has not counted.';
-REVOKE ALL ON FUNCTION secpolicy.rollup_tail(secpolicy.rollup_state) FROM PUBLIC;
+COMMENT ON FUNCTION secpolicy.rollup_tail(secpolicy.rollup_state, timestamptz, timestamptz) IS
+    'Internal: the attempt rows a rollup watermark has not counted, attempted in [lo, hi).';
+REVOKE ALL ON FUNCTION secpolicy.rollup_tail(secpolicy.rollup_state, timestamptz, timestamptz) FROM PUBLIC;
 
 -- Internal: recount the given UTC hours, then the given UTC days, from the
 -- rows the stored watermark counts.  A day is keyed (its distinct keys kept)
@@ -330,7 +340,7 @@ DECLARE
     days date[];
 BEGIN
     SELECT min(a.attempted_at), max(a.attempted_at) INTO first_at, last_at
-      FROM secpolicy.login_attempts a WHERE a.attempted_at >= lo AND a.attempted_at < hi;
+      FROM secpolicy.login_attempts a WHERE a.attempted_at >= lo AND (a.attempted_at < hi OR hi = 'infinity');
     first_at := date_bin('1 hour', first_at, timestamptz '2000-01-01 00:00+00');
     hours := ARRAY(SELECT r.hour FROM secpolicy.rollup_hourly r
                     WHERE r.hour >= date_bin('1 hour', greatest(lo, '1900-01-01'), timestamptz '2000-01-01 00:00+00')
