@@ -454,7 +454,13 @@ DECLARE
     st secpolicy.rollup_state;
     cell_lo timestamptz;
     cell_hi timestamptz;
-    tail secpolicy.login_attempts[];
+    -- the tail's rows, column by column (what the counts need)
+    t_at timestamptz[];
+    t_ok boolean[];
+    t_lock boolean[];
+    t_account text[];
+    t_name text[];
+    t_source text[];
     tail_hours timestamptz[];
     tail_days timestamptz[];
     cells interval[];
@@ -555,9 +561,12 @@ BEGIN
     -- small, and their plans cheap.
     cell_lo := date_bin('1 day', since, epoch);
     cell_hi := date_bin('1 day', until, epoch) + interval '24 hours';
-    tail := ARRAY(SELECT t FROM secpolicy.rollup_tail(st, cell_lo, cell_hi) t);
-    tail_hours := ARRAY(SELECT DISTINCT date_bin('1 hour', t.attempted_at, epoch) FROM unnest(tail) t);
-    tail_days := ARRAY(SELECT DISTINCT date_bin('1 day', t.attempted_at, epoch) FROM unnest(tail) t);
+    SELECT coalesce(array_agg(t.attempted_at), '{}'), array_agg(t.success), array_agg(t.outcome = 'lockout'),
+           array_agg(t.user_id::text), array_agg(lower(t.username)), array_agg(t.client_addr::text)
+      INTO t_at, t_ok, t_lock, t_account, t_name, t_source
+      FROM secpolicy.rollup_tail(st, cell_lo, cell_hi) t;
+    tail_hours := ARRAY(SELECT DISTINCT date_bin('1 hour', a, epoch) FROM unnest(t_at) a);
+    tail_days := ARRAY(SELECT DISTINCT date_bin('1 day', a, epoch) FROM unnest(t_at) a);
     cells := ARRAY(
         SELECT CASE WHEN b.s = date_bin('1 hour', b.s, epoch)
                          AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour'))
@@ -600,13 +609,13 @@ BEGIN
               FROM secpolicy.login_attempts a
              WHERE a.attempted_at >= b_s AND a.attempted_at < b_e;
         ELSE
-            SELECT count(*), count(*) FILTER (WHERE NOT t.success), count(*) FILTER (WHERE t.outcome = 'lockout'),
-                   coalesce(array_agg(DISTINCT t.user_id::text) FILTER (WHERE NOT t.success AND t.user_id IS NOT NULL), '{}'),
-                   coalesce(array_agg(DISTINCT lower(t.username)) FILTER (WHERE NOT t.success AND t.username IS NOT NULL), '{}'),
-                   coalesce(array_agg(DISTINCT t.client_addr::text) FILTER (WHERE NOT t.success AND t.client_addr IS NOT NULL), '{}')
+            SELECT count(*), count(*) FILTER (WHERE NOT t.ok), count(*) FILTER (WHERE t.lock),
+                   coalesce(array_agg(DISTINCT t.account) FILTER (WHERE NOT t.ok AND t.account IS NOT NULL), '{}'),
+                   coalesce(array_agg(DISTINCT t.name) FILTER (WHERE NOT t.ok AND t.name IS NOT NULL), '{}'),
+                   coalesce(array_agg(DISTINCT t.source) FILTER (WHERE NOT t.ok AND t.source IS NOT NULL), '{}')
               INTO v_n, v_f, v_l, ka, ku, ks
-              FROM unnest(tail) t
-             WHERE t.attempted_at >= b_s AND t.attempted_at < b_e;
+              FROM unnest(t_at, t_ok, t_lock, t_account, t_name, t_source) t (at, ok, lock, account, name, source)
+             WHERE t.at >= b_s AND t.at < b_e;
             -- the rollup's counts, and how many of the tail's keys it holds
             IF cells[i] = interval '1 hour' THEN
                 SELECT r.attempts, r.failures, r.lockouts, r.distinct_accounts, r.distinct_usernames, r.distinct_sources
