@@ -22,6 +22,7 @@ OBJS = \
 	src/citus_direct.o \
 	src/audit.o \
 	src/catalog.o \
+	src/rollups.o \
 	src/ledger.o \
 	src/logfilter.o \
 	src/columns.o \

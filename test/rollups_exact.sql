@@ -17,7 +17,7 @@
 BEGIN;
 \ir lib/helpers.psql
 \ir lib/reports_reference.psql
-SELECT plan(59);
+SELECT plan(63);
 
 SET LOCAL TimeZone = 'UTC';
 SELECT setseed(0.13);
@@ -211,6 +211,42 @@ SELECT is(pg_temp.diff_rows('SELECT * FROM (SELECT * FROM secpolicy.failed_login
                             'SELECT * FROM (SELECT * FROM pg_temp.ref_by_user()
                                               ORDER BY failures_30d DESC, user_id, username LIMIT 10) t'),
           0::bigint, 'the top 10 names by failures equal the log''s');
+-- the rows changed since the refresh are read once per query, though each
+-- view uses them two or three times (src/rollups.c), and read again when what
+-- the query sees changes: a row logged in a subtransaction, and its rollback
+CREATE FUNCTION pg_temp.change_reads() RETURNS bigint LANGUAGE sql AS $$
+    SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions
+     WHERE schemaname = 'secpolicy' AND funcname = 'rollup_window_changes_read' $$;
+SET LOCAL track_functions = 'all';
+CREATE TEMP TABLE change_reads_before AS SELECT pg_temp.change_reads() AS n;
+SELECT FROM secpolicy.failed_logins_by_source;
+SELECT is(pg_temp.change_reads() - (SELECT n FROM change_reads_before), 1::bigint,
+          'a query of failed_logins_by_source reads the changed rows once');
+SAVEPOINT memo;
+INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
+VALUES (now(), NULL, 'memo-name', '10.6.0.1', false, 'unknown_user');
+SELECT is((SELECT failures_30d FROM secpolicy.failed_logins_by_source WHERE client_addr = '10.6.0.1'), 1::bigint,
+          'an attempt logged in a subtransaction is in the view at once');
+ROLLBACK TO SAVEPOINT memo;
+SELECT is((SELECT count(*) FROM secpolicy.failed_logins_by_source WHERE client_addr = '10.6.0.1'), 0::bigint,
+          'and gone once the subtransaction is rolled back');
+-- (no write between the two reads: the same command, the same snapshot)
+SELECT lives_ok($t$DO $do$
+    DECLARE inside bigint; after bigint;
+    BEGIN
+        BEGIN
+            INSERT INTO secpolicy.login_attempts (attempted_at, user_id, username, client_addr, success, outcome)
+            VALUES (now(), NULL, 'memo-name', '10.6.0.2', false, 'unknown_user');
+            SELECT count(*) INTO inside FROM secpolicy.failed_logins_by_source WHERE client_addr = '10.6.0.2';
+            RAISE EXCEPTION 'undo';
+        EXCEPTION WHEN raise_exception THEN NULL;
+        END;
+        SELECT count(*) INTO after FROM secpolicy.failed_logins_by_source WHERE client_addr = '10.6.0.2';
+        IF inside <> 1 OR after <> 0 THEN
+            RAISE EXCEPTION 'seen inside the block: %, after its rollback: %', inside, after;
+        END IF;
+    END $do$$t$, 'an exception block rolled back: its attempt is gone from the next query, in the same command');
+RESET track_functions;
 
 SELECT pg_temp.anchor_back('2 days');
 SELECT is(pg_temp.mismatches(10), 'daily 0, by_user 0, by_source 0, report 0',

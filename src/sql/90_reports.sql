@@ -41,7 +41,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.rollup_windows_fresh() TO secpolicy_analyst,
 -- each window's bound at the last refresh (from_*) and now, which move out
 -- of (or, back-dated, into) a window.
 -- for_sources: the row changes a source's windows too (24 hours and 30 days).
-CREATE FUNCTION secpolicy.rollup_window_changes()
+CREATE FUNCTION secpolicy.rollup_window_changes_read()
     RETURNS TABLE (user_id bigint, username text, client_addr inet, attempted_at timestamptz,
                    from_24h timestamptz, from_7d timestamptz, from_30d timestamptz, last_at timestamptz,
                    for_sources boolean)
@@ -92,6 +92,19 @@ BEGIN
                                  ELSE a.logged_xid >= st.snap_xmax OR a.logged_xid = ANY (st.snap_xip) END, false);
 END
 $$;
+COMMENT ON FUNCTION secpolicy.rollup_window_changes_read() IS
+    'Internal: the failed attempts that change the sliding windows of failed_logins_by_user and failed_logins_by_source since the last refresh (read by rollup_window_changes()).';
+REVOKE ALL ON FUNCTION secpolicy.rollup_window_changes_read() FROM PUBLIC;
+
+-- Internal: the rows of rollup_window_changes_read(), read once per snapshot
+-- of a transaction and handed out again to the calls that see the same data
+-- (src/rollups.c): a query of either view needs them two or three times.
+CREATE FUNCTION secpolicy.rollup_window_changes()
+    RETURNS TABLE (user_id bigint, username text, client_addr inet, attempted_at timestamptz,
+                   from_24h timestamptz, from_7d timestamptz, from_30d timestamptz, last_at timestamptz,
+                   for_sources boolean)
+    LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'secpolicy_rollup_window_changes';
 COMMENT ON FUNCTION secpolicy.rollup_window_changes() IS
     'Internal: the failed attempts that change the sliding windows of failed_logins_by_user and failed_logins_by_source since the last refresh.';
 REVOKE ALL ON FUNCTION secpolicy.rollup_window_changes() FROM PUBLIC;
