@@ -17,7 +17,7 @@
 BEGIN;
 \ir lib/helpers.psql
 \ir lib/reports_reference.psql
-SELECT plan(63);
+SELECT plan(65);
 
 SET LOCAL TimeZone = 'UTC';
 SELECT setseed(0.13);
@@ -190,6 +190,16 @@ SELECT is((SELECT string_agg(host(client_addr) || ' ' || (now() - first_failure_
           '10.7.0.1 28 days 12:00:00 2, 10.7.0.2 29 days 12:00:00 2, 10.7.0.3 10 days 1, 10.7.0.4 -02:00:00 2',
           'a first failure that left the window: the next one (on the window''s first day, later, or ahead of now), or the one left');
 SELECT is(pg_temp.mismatches(4), 'daily 0, by_user 0, by_source 0, report 0', 'and every report equals the log');
+-- the refresh moves them too: the next first failure on the window's first
+-- day, later, ahead of the refresh, or the one left (each found otherwise)
+SELECT FROM secpolicy.refresh_rollups();
+SELECT is((SELECT string_agg(host(client_addr) || ' ' || (now() - first_failure_at) || ' ' || failures_30d, ', '
+                             ORDER BY client_addr)
+             FROM secpolicy.rollup_source_names WHERE client_addr << '10.7.0.0/24'),
+          '10.7.0.1 28 days 12:00:00 2, 10.7.0.2 29 days 12:00:00 2, 10.7.0.3 10 days 1, 10.7.0.4 -02:00:00 2',
+          'a refresh an hour later stores the next first failures');
+SELECT is(pg_temp.rollups(), (SELECT pg_temp.rollups() FROM (SELECT secpolicy.rebuild_rollups('-infinity')) r),
+          'and its windows equal windows rebuilt');
 -- the top of either view by failures reads the stored rows in the order of
 -- their index (the views are plain views over the two parts), as many as it
 -- shows; and equals the top of the log
@@ -276,7 +286,7 @@ SELECT is(pg_temp.rollups(), (SELECT pg_temp.rollups() FROM (SELECT secpolicy.re
 -- ---------------------------------------------------------------- rebuild_rollups
 SELECT is((secpolicy.rebuild_rollups(now() - interval '3 days'))->>'since', to_jsonb(now() - interval '3 days') #>> '{}',
           'rebuild_rollups(since) recounts from since on');
-SELECT is((SELECT count(*) FROM secpolicy.audit_log WHERE action = 'rollups_rebuilt'), 4::bigint, 'each rebuild is audited');
+SELECT is((SELECT count(*) FROM secpolicy.audit_log WHERE action = 'rollups_rebuilt'), 5::bigint, 'each rebuild is audited');
 SELECT throws_ok('SELECT secpolicy.rebuild_rollups(NULL)', '22004', NULL, 'rebuild_rollups(NULL) raises 22004');
 SELECT is(pg_temp.sqlstate_as('secpolicy_analyst', $$SELECT secpolicy.rebuild_rollups('-infinity')$$), '42501',
           'an analyst cannot rebuild the rollups');
