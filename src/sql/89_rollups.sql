@@ -208,17 +208,42 @@ $$;
 COMMENT ON FUNCTION secpolicy.rollup_watermark() IS 'Internal: a rollup watermark at the current snapshot.';
 REVOKE ALL ON FUNCTION secpolicy.rollup_watermark() FROM PUBLIC;
 
+-- Internal: the rows that the watermark w has not counted (the tail), through
+-- the logged_xid index of every partition, with a plan made once per session
+-- (for the reports over the whole log: planned at each call, every partition
+-- of the retention would be weighed again).
+CREATE FUNCTION secpolicy.rollup_tail_all(w secpolicy.rollup_state) RETURNS SETOF secpolicy.login_attempts
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+    -- the generic plan must not guess a sequential scan (the tail is small),
+    -- nor compile for the rows it guesses
+    SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT a.* FROM secpolicy.login_attempts a
+         WHERE (a.logged_xid >= w.snap_xmax OR a.logged_xid = ANY (w.snap_xip) OR a.logged_xid = w.self_xid)
+           AND CASE WHEN a.logged_xid = w.self_xid THEN a.id > w.self_max_id
+                    ELSE a.logged_xid >= w.snap_xmax OR a.logged_xid = ANY (w.snap_xip) END;
+END
+$$;
+COMMENT ON FUNCTION secpolicy.rollup_tail_all(secpolicy.rollup_state) IS
+    'Internal: the attempt rows a built rollup watermark has not counted, in every partition.';
+REVOKE ALL ON FUNCTION secpolicy.rollup_tail_all(secpolicy.rollup_state) FROM PUBLIC;
+
 -- Internal: the rows that the watermark w has not counted (the tail) with
--- attempted_at in [lo, hi) (hi infinite: no upper bound), through the logged_xid index of the partitions of
--- that range.  The rows of the transactions begun after the refresh, then
--- (when there are any) those of the transactions it saw in progress and its
--- own later rows: each a plain condition on values, planned at each call
--- with the bounds known, so that the plan keeps the partitions of the range
--- (a report of the last day reads two, not the whole retention) and its
--- planning costs what the read does.  (A plan made once per session cannot
--- prune at planning and weighs every partition at each call; the condition
--- written out as an OR made the planner weigh three index paths per
--- partition.)  For a watermark that is not built every row is in the tail.
+-- attempted_at in [lo, hi) (hi infinite: no upper bound).  A range that
+-- starts within the last 32 days (the reports of the last day or month, the
+-- views' windows) is read through the logged_xid index of its partitions: the
+-- rows of the transactions begun after the refresh, then (when there are
+-- any) those of the transactions it saw in progress and its own later rows,
+-- each a plain condition on values, planned at each call with the bounds
+-- known, so that the plan keeps the partitions of the range (a report of the
+-- last day reads two, not the whole retention) and its planning costs what
+-- the read does (the condition written out as an OR made the planner weigh
+-- three index paths per partition).  A range that starts earlier reads every
+-- partition with the plan of rollup_tail_all.  For a watermark that is not built every
+-- row is in the tail.
 CREATE FUNCTION secpolicy.rollup_tail(w secpolicy.rollup_state, lo timestamptz, hi timestamptz)
     RETURNS SETOF secpolicy.login_attempts
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -227,6 +252,11 @@ AS $$
 BEGIN
     IF NOT coalesce(w.built, false) THEN
         RETURN QUERY SELECT a.* FROM secpolicy.login_attempts a WHERE a.attempted_at >= lo AND (a.attempted_at < hi OR hi = 'infinity');
+        RETURN;
+    END IF;
+    IF NOT (lo >= now() - interval '32 days') THEN
+        RETURN QUERY SELECT t.* FROM secpolicy.rollup_tail_all(w) t
+                      WHERE t.attempted_at >= lo AND (t.attempted_at < hi OR hi = 'infinity');
         RETURN;
     END IF;
     RETURN QUERY

@@ -697,7 +697,7 @@ BEGIN
     IF st.built THEN
         SELECT min(r.day), max(r.day) INTO d_lo, d_hi FROM secpolicy.rollup_daily r WHERE r.failures > 0;
         SELECT min(t.attempted_at), max(t.attempted_at) INTO t_lo, t_hi
-          FROM secpolicy.rollup_tail(st, '-infinity', 'infinity') t WHERE NOT t.success;
+          FROM secpolicy.rollup_tail_all(st) t WHERE NOT t.success;
         lo := least(d_lo::timestamp AT TIME ZONE 'UTC', t_lo);
         hi := greatest((d_hi + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond', t_hi);
     ELSE
