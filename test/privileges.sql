@@ -170,8 +170,8 @@ SELECT is((SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
             WHERE p.pronamespace = 'secpolicy'::regnamespace AND has_function_privilege('secpolicy_analyst', p.oid, 'EXECUTE')),
           ARRAY['attack_patterns', 'compliance_report', 'disclosures_of', 'failed_login_report', 'failed_logins_by_source_report',
-                'failed_logins_by_user_report', 'failure_span', 'incident_affected_subjects', 'rollup_touched_names',
-                'rollup_touched_sources', 'rollup_windows_fresh', 'verify_audit_chain'],
+                'failed_logins_by_user_report', 'failure_span', 'incident_affected_subjects', 'rollup_spraying_sources',
+                'rollup_touched_names', 'rollup_touched_sources', 'rollup_windows_fresh', 'verify_audit_chain'],
           'analyst: EXECUTE on the report functions only');
 SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
             WHERE c.relnamespace = 'secpolicy'::regnamespace

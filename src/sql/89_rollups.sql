@@ -173,6 +173,8 @@ COMMENT ON TABLE secpolicy.rollup_sources IS
     'Rollup: per source address, rollup_source_names summed: failures since rollup_state.from_24h and from_30d, distinct usernames (case-folded) in each, distinct accounts, first and last failure.';
 -- (failed_logins_by_source, ordered by failures, reads the stored rows in this order)
 CREATE INDEX rollup_sources_failures_idx ON secpolicy.rollup_sources (failures_30d);
+-- (failed_logins_by_source finds the stored sources that may spray through this)
+CREATE INDEX rollup_sources_names_idx ON secpolicy.rollup_sources (distinct_usernames_30d);
 
 -- Whether an attempt row a is still outside the rollups of watermark w (in
 -- the tail) is written out where it is needed, as
@@ -186,7 +188,7 @@ CREATE INDEX rollup_sources_failures_idx ON secpolicy.rollup_sources (failures_3
 -- transaction counts its own rows logged so far (self_xid, self_max_id): its
 -- later rows stay in the tail until the next refresh.
 CREATE FUNCTION secpolicy.rollup_watermark() RETURNS secpolicy.rollup_state
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
 AS $$
 DECLARE
     snap pg_snapshot := pg_current_snapshot();
@@ -280,7 +282,7 @@ REVOKE ALL ON FUNCTION secpolicy.rollup_tail(secpolicy.rollup_state, timestamptz
 -- rows the stored watermark counts.  A day is keyed (its distinct keys kept)
 -- when it is no older than the day before the watermark's.
 CREATE FUNCTION secpolicy.rollup_recount(hours timestamptz[], days date[]) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
 AS $$
 DECLARE
     st secpolicy.rollup_state;
@@ -361,7 +363,7 @@ REVOKE ALL ON FUNCTION secpolicy.rollup_recount(timestamptz[], date[]) FROM PUBL
 -- Internal: recount every hour and day that meets [lo, hi) (whole UTC hours
 -- and days) and the sliding windows, from the log.
 CREATE FUNCTION secpolicy.rollup_recount_range(lo timestamptz, hi timestamptz) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
 AS $$
 DECLARE
     first_at timestamptz;
@@ -393,7 +395,7 @@ REVOKE ALL ON FUNCTION secpolicy.rollup_recount_range(timestamptz, timestamptz) 
 -- Internal: rollup_user_names of every name (all) or of the names in
 -- pg_temp.rollup_moves, summed from rollup_user_windows.
 CREATE FUNCTION secpolicy.rollup_user_names_recount("all" boolean) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 BEGIN
     IF "all" THEN
@@ -435,7 +437,7 @@ REVOKE ALL ON FUNCTION secpolicy.rollup_user_names_recount(boolean) FROM PUBLIC;
 -- Internal: rollup_sources of every source (all) or of the sources in
 -- pg_temp.rollup_moves, summed from rollup_source_names.
 CREATE FUNCTION secpolicy.rollup_sources_recount("all" boolean) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 BEGIN
     IF "all" THEN
@@ -482,7 +484,7 @@ REVOKE ALL ON FUNCTION secpolicy.rollup_sources_recount(boolean) FROM PUBLIC;
 
 -- Internal: the per-account and per-source windows, anew from the log.
 CREATE FUNCTION secpolicy.rollup_windows_rebuild() RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
 AS $$
 DECLARE
     st secpolicy.rollup_state;
@@ -524,7 +526,7 @@ REVOKE ALL ON FUNCTION secpolicy.rollup_windows_rebuild() FROM PUBLIC;
 -- the rows counted since (pg_temp.rollup_delta), and move the rows counted
 -- before whose time lies between the old and the new lower bounds.
 CREATE FUNCTION secpolicy.rollup_windows_advance(o secpolicy.rollup_state) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
     SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
@@ -632,7 +634,7 @@ REVOKE ALL ON FUNCTION secpolicy.rollup_windows_advance(secpolicy.rollup_state) 
 -- since its snapshot) into the rollups, and move the watermark.
 CREATE FUNCTION secpolicy.refresh_rollups(OUT counted_rows bigint, OUT hours_refreshed integer,
                                           OUT days_refreshed integer)
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
 AS $$
 DECLARE
     o secpolicy.rollup_state;
@@ -781,7 +783,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.refresh_rollups() TO secpolicy_admin;
 -- Recount the rollups from the log for every UTC hour and day from since on
 -- (after a bug, a restore, rows edited or deleted by hand), and the windows.
 CREATE FUNCTION secpolicy.rebuild_rollups(since timestamptz) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
 AS $$
 DECLARE
     r record;
@@ -814,7 +816,7 @@ GRANT EXECUTE ON FUNCTION secpolicy.rebuild_rollups(timestamptz) TO secpolicy_ad
 CREATE FUNCTION secpolicy.rollup_retention(dropped_before timestamptz, deleted_hours timestamptz[],
                                            pseudonymised_from timestamptz, pseudonymised_to timestamptz)
     RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC'
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' SET jit = off
 AS $$
 DECLARE
     st secpolicy.rollup_state;
