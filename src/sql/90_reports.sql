@@ -693,8 +693,10 @@ BEGIN
                coalesce(o.du, h.distinct_usernames, d.distinct_usernames, 0),
                coalesce(o.ds, h.distinct_sources, d.distinct_sources, 0),
                coalesce(o.l, h.lockouts, d.lockouts, 0)
-          FROM (SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e, hows[u.n] AS how
-                  FROM unnest(starts) WITH ORDINALITY u(s, n)) b
+          -- (hows beside starts: hows[u.n] would subscript the array, planned
+          -- as a constant, from its first element at each row)
+          FROM (SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e, u.how
+                  FROM unnest(starts, hows) WITH ORDINALITY u(s, how, n)) b
           LEFT JOIN unnest(o_i, o_n, o_f, o_l, o_da, o_du, o_ds) o(i, n, f, l, da, du, ds) ON o.i = b.n
           LEFT JOIN secpolicy.rollup_hourly h ON b.how = 'h' AND h.hour = b.s
           LEFT JOIN secpolicy.rollup_daily d ON b.how = 'd' AND d.day = (b.s AT TIME ZONE 'UTC')::date
