@@ -540,29 +540,37 @@ BEGIN
     -- (in the select list, where the series stops at the limit: in FROM it
     -- would be built whole first)
     starts := ARRAY(SELECT generate_series(since, until, bucket) LIMIT 100001);
-    FOR i IN 2 .. cardinality(starts) LOOP
-        IF starts[i] <= starts[i - 1] THEN
+    -- the buckets are the starts before until (an increasing prefix)
+    nb := 0;
+    FOR i IN 1 .. cardinality(starts) LOOP
+        EXIT WHEN starts[i] >= until;
+        IF i > 1 AND starts[i] <= starts[i - 1] THEN
             RAISE EXCEPTION 'bucket % does not move forward from %', bucket, starts[i - 1] USING ERRCODE = '22023',
                 HINT = 'Use a bucket that leads to later times on the calendar.';
         END IF;
-        EXIT WHEN starts[i] >= until;
+        nb := i;
     END LOOP;
-    starts := ARRAY(SELECT g FROM unnest(starts) g WHERE g < until ORDER BY g);
-    nb := cardinality(starts);
     IF nb > 100000 THEN
         RAISE EXCEPTION 'too many buckets' USING ERRCODE = '54000',
             HINT = 'Use a larger bucket or a shorter range (at most 100000 buckets).';
     END IF;
+    starts := starts[1:nb];
 
     SELECT * INTO st FROM secpolicy.rollup_state;
     -- a bucket that is exactly a UTC hour or a UTC day (the last one may be
-    -- cut at until) is answered by the rollups; any other is counted from
-    -- the log
-    SELECT count(*) INTO unaligned
-      FROM (SELECT u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e, u.n
-              FROM unnest(starts) WITH ORDINALITY u(s, n)) b
-     WHERE NOT ((b.s = date_bin('1 hour', b.s, epoch) AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour')))
-                OR (b.s = date_bin('1 day', b.s, epoch) AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))));
+    -- cut at until) is answered by the rollups (its cell: 1 hour or 24
+    -- hours); any other (no cell) is counted from the log
+    cells := ARRAY(
+        SELECT CASE WHEN b.s = date_bin('1 hour', b.s, epoch)
+                         AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour'))
+                    THEN interval '1 hour'
+                    WHEN b.s = date_bin('1 day', b.s, epoch)
+                         AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))
+                    THEN interval '24 hours' END
+          FROM (SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e
+                  FROM unnest(starts) WITH ORDINALITY u(s, n)) b
+         ORDER BY b.n);
+    unaligned := cardinality(array_positions(cells, NULL));
 
     IF NOT st.built OR unaligned > 64 THEN
         -- from the log: only attempts in [since, until) are read (the
@@ -602,21 +610,11 @@ BEGIN
     cell_lo := date_bin('1 day', since, epoch);
     cell_hi := date_bin('1 day', until, epoch) + interval '24 hours';
     SELECT coalesce(array_agg(t.attempted_at), '{}'), array_agg(t.success), array_agg(t.outcome = 'lockout'),
-           array_agg(t.user_id::text), array_agg(lower(t.username)), array_agg(t.client_addr::text)
-      INTO t_at, t_ok, t_lock, t_account, t_name, t_source
+           array_agg(t.user_id::text), array_agg(lower(t.username)), array_agg(t.client_addr::text),
+           coalesce(array_agg(DISTINCT date_bin('1 hour', t.attempted_at, epoch)), '{}'),
+           coalesce(array_agg(DISTINCT date_bin('1 day', t.attempted_at, epoch)), '{}')
+      INTO t_at, t_ok, t_lock, t_account, t_name, t_source, tail_hours, tail_days
       FROM secpolicy.rollup_tail(st, cell_lo, cell_hi) t;
-    tail_hours := ARRAY(SELECT DISTINCT date_bin('1 hour', a, epoch) FROM unnest(t_at) a);
-    tail_days := ARRAY(SELECT DISTINCT date_bin('1 day', a, epoch) FROM unnest(t_at) a);
-    cells := ARRAY(
-        SELECT CASE WHEN b.s = date_bin('1 hour', b.s, epoch)
-                         AND (b.e = b.s + interval '1 hour' OR (b.n = nb AND b.e < b.s + interval '1 hour'))
-                    THEN interval '1 hour'
-                    WHEN b.s = date_bin('1 day', b.s, epoch)
-                         AND (b.e = b.s + interval '24 hours' OR (b.n = nb AND b.e < b.s + interval '24 hours'))
-                    THEN interval '24 hours' END
-          FROM (SELECT u.n, u.s, coalesce(lead(u.s) OVER (ORDER BY u.n), until) AS e
-                  FROM unnest(starts) WITH ORDINALITY u(s, n)) b
-         ORDER BY b.n);
     -- a cut last bucket is its cell only if the rest of the cell is empty
     rest_empty := cells[nb] IS NULL OR until >= starts[nb] + cells[nb]
                   OR NOT EXISTS (SELECT 1 FROM secpolicy.login_attempts a
@@ -650,9 +648,11 @@ BEGIN
              WHERE a.attempted_at >= b_s AND a.attempted_at < b_e;
         ELSE
             SELECT count(*), count(*) FILTER (WHERE NOT t.ok), count(*) FILTER (WHERE t.lock),
-                   coalesce(array_agg(DISTINCT t.account) FILTER (WHERE NOT t.ok AND t.account IS NOT NULL), '{}'),
-                   coalesce(array_agg(DISTINCT t.name) FILTER (WHERE NOT t.ok AND t.name IS NOT NULL), '{}'),
-                   coalesce(array_agg(DISTINCT t.source) FILTER (WHERE NOT t.ok AND t.source IS NOT NULL), '{}')
+                   -- (sorted in byte order, as the keys are stored: half the
+                   -- time of the locale's order, and the lookups below too)
+                   coalesce(array_agg(DISTINCT t.account COLLATE "C") FILTER (WHERE NOT t.ok AND t.account IS NOT NULL), '{}'),
+                   coalesce(array_agg(DISTINCT t.name COLLATE "C") FILTER (WHERE NOT t.ok AND t.name IS NOT NULL), '{}'),
+                   coalesce(array_agg(DISTINCT t.source COLLATE "C") FILTER (WHERE NOT t.ok AND t.source IS NOT NULL), '{}')
               INTO v_n, v_f, v_l, ka, ku, ks
               FROM unnest(t_at, t_ok, t_lock, t_account, t_name, t_source) t (at, ok, lock, account, name, source)
              WHERE t.at >= b_s AND t.at < b_e;
