@@ -17,7 +17,7 @@
 BEGIN;
 \ir lib/helpers.psql
 \ir lib/reports_reference.psql
-SELECT plan(67);
+SELECT plan(69);
 
 SET LOCAL TimeZone = 'UTC';
 SELECT setseed(0.13);
@@ -334,6 +334,13 @@ SELECT is((SELECT count(*) FROM secpolicy.failed_login_report('2023-01-01', '202
           (SELECT count(*) FROM generate_series(timestamptz '2023-01-01', '2023-03-01', '1 mon -27 days') g WHERE g < '2023-03-01'),
           'a calendar bucket that does move forward (1 month less 27 days: 4, then 1 to 3 days) is accepted');
 RESET statement_timeout;
+
+-- ---------------------------------------------------------------- the tail of an unbounded range
+SELECT secpolicy.record_attempt(NULL, 'tail_inf', '192.0.2.200', NULL, false, 'unknown_user');
+SELECT ok((SELECT count(*) FROM secpolicy.rollup_tail_all((SELECT s FROM secpolicy.rollup_state s))) > 0, 'with a tail');
+SELECT is((SELECT count(*) FROM secpolicy.rollup_tail((SELECT s FROM secpolicy.rollup_state s), '-infinity', 'infinity')),
+          (SELECT count(*) FROM secpolicy.rollup_tail_all((SELECT s FROM secpolicy.rollup_state s))),
+          'rollup_tail from -infinity to infinity is the whole tail (no error from the partition rule''s arithmetic)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -261,9 +261,10 @@ BEGIN
         RETURN QUERY SELECT a.* FROM secpolicy.login_attempts a WHERE a.attempted_at >= lo AND (a.attempted_at < hi OR hi = 'infinity');
         RETURN;
     END IF;
-    IF NOT (lo >= now() - interval '32 days')
-       OR 4 * (extract(epoch FROM least(hi, now() + interval '1 day') - lo) / 86400 + 4)
-          > (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = 'secpolicy.login_attempts'::regclass) THEN
+    -- (a CASE: an infinite lo must not reach the subtraction)
+    IF (CASE WHEN NOT (lo >= now() - interval '32 days') THEN true
+             ELSE 4 * (extract(epoch FROM least(hi, now() + interval '1 day') - lo) / 86400 + 4)
+                  > (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = 'secpolicy.login_attempts'::regclass) END) THEN
         RETURN QUERY SELECT t.* FROM secpolicy.rollup_tail_all(w) t
                       WHERE t.attempted_at >= lo AND (t.attempted_at < hi OR hi = 'infinity');
         RETURN;
